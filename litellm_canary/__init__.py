@@ -1,0 +1,1 @@
+"""litellm-canary: canary releases of LiteLLM deployments behind an OpenFeature flag."""
