@@ -1,0 +1,253 @@
+"""The public handle: ``attach(router, config) -> Canary``, and what the handle can do.
+
+``Canary`` wires the pieces together — config, flag reading and the flag store, the routing
+strategy and callbacks on the Router, the rollback controller — and answers ``status()``. It owns
+no routing logic of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import litellm
+from openfeature import api
+
+from litellm_canary.config import CanaryConfig, ConfigError, parse_config, validate_against_deployments
+from litellm_canary.controller import RollbackController, RollbackKind, RolloutRuntime, UnknownModelGroup
+from litellm_canary.decision import Side
+from litellm_canary.flags import (
+    FlagdFileStore,
+    FlagReader,
+    FlagStore,
+    MemoryFlagProvider,
+    MemoryFlagStore,
+    flagd_file_provider,
+)
+from litellm_canary.pins import RolloutPins
+from litellm_canary.router_hook import CanaryCallbacks, CanaryRouting, Outcome
+
+logger = logging.getLogger("litellm_canary")
+
+__all__ = ["Canary", "attach"]
+
+
+class Canary:
+    """A canary attached to one ``litellm.Router``. Create it with :func:`attach`."""
+
+    def __init__(
+        self,
+        router: Any,
+        config: CanaryConfig | Mapping[str, Any],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = parse_config(config)
+        self._router = router
+        self._clock = clock
+        validate_against_deployments(self.config, _router_groups(router))
+        self._idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._idle_lock = threading.Lock()
+        self.runtimes: dict[str, RolloutRuntime] = {
+            rollout.model_group: RolloutRuntime(
+                config=rollout,
+                pins=RolloutPins(
+                    clock=clock,
+                    max_attempt_s=self.config.max_attempt_s,
+                    conversation_ttl_s=self.config.conversation_pin_ttl_s,
+                    max_conversations=self.config.max_conversation_pins,
+                    on_canary_idle=self._wake_idle_waiters,
+                ),
+            )
+            for rollout in self.config.rollouts
+        }
+        self.outcomes: dict[str, Counter[tuple[str, str]]] = {group: Counter() for group in self.runtimes}
+        self.store = self._install_flag_store()
+        self.flags = FlagReader(self.config.openfeature_domain, clock=clock)
+        self.controller = RollbackController(self.runtimes, self.store, clock=clock)
+        self._outcome_listeners: list[Callable[[Outcome], None]] = []
+        self._routing = CanaryRouting(router, self.runtimes, self.flags)
+        self._callbacks = CanaryCallbacks(self.runtimes, self._on_outcome)
+        router.register_plugin(self._routing)
+        litellm.callbacks.append(self._callbacks)
+        self._attached = True
+
+    # -- operations ------------------------------------------------------------------------------
+
+    def rollback(
+        self,
+        model_group: str,
+        reason: str = "manual rollback",
+        *,
+        kind: RollbackKind = "manual",
+        cause: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Send ``model_group`` to stable now (a local latch, then the flag store). Idempotent."""
+        return self.controller.rollback(model_group, reason, kind=kind, cause=cause).as_dict()
+
+    def rearm(self, model_group: str) -> bool:
+        """Release the rollback latch; the flag decides again. Returns False if it was not latched."""
+        rearmed = self.controller.rearm(model_group)
+        if rearmed:
+            self.outcomes[model_group].clear()
+        return rearmed
+
+    def set_canary_percent(self, model_group: str, percent: float) -> None:
+        """Write a sticky percentage rollout of ``model_group``'s flag to the flag store."""
+        runtime = self.controller.runtime(model_group)
+        if self.store is None:
+            raise ConfigError("set_canary_percent needs a flag_store in the canary config")
+        if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
+            raise ValueError(f"percent must be a number within 0..100, got {percent!r}")
+        self.store.set_canary_percent(runtime.config.flag_key, float(percent))
+
+    def set_side(self, model_group: str, side: Side | str) -> None:
+        """Write ``model_group``'s flag to serve one side to everybody (e.g. promote the canary)."""
+        runtime = self.controller.runtime(model_group)
+        if self.store is None:
+            raise ConfigError("set_side needs a flag_store in the canary config")
+        self.store.set_side(runtime.config.flag_key, Side(side))
+
+    def on_outcome(self, listener: Callable[[Outcome], None]) -> None:
+        self._outcome_listeners.append(listener)
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-serialisable view of every rollout."""
+        groups: dict[str, Any] = {}
+        for group, runtime in self.runtimes.items():
+            pins = runtime.pins
+            pins.expire_stale()
+            last = runtime.last_rollback
+            groups[group] = {
+                "state": "rolled_back" if runtime.rolled_back else "armed",
+                "flag_key": runtime.config.flag_key,
+                "last_flag_value": runtime.last_flag_value,
+                "in_flight": {side.value: pins.in_flight(side) for side in Side},
+                "pins": {side.value: pins.conversation_pins(side) for side in Side},
+                "conversation_drain_remaining_s": round(pins.drain_remaining_s(), 3),
+                "attempts": {
+                    f"{side}:{status}": n for (side, status), n in sorted(self.outcomes[group].items())
+                },
+                "flag_store": {
+                    "kind": self.store.describe() if self.store else None,
+                    "write_pending": runtime.flag_write_pending,
+                    "last_error": runtime.flag_write_error,
+                },
+                "last_rollback": None if last is None else last.as_dict(),
+            }
+        return {
+            "groups": groups,
+            "flag_errors": dict(self.flags.errors),
+            "flag_variants": dict(self.flags.variants),
+        }
+
+    async def drained(self, model_group: str, timeout: float | None = None) -> bool:
+        """Wait until ``model_group`` has no canary attempt in flight and no canary pin.
+
+        Returns False on timeout. Waits on the event the last closing canary attempt sets; also wakes
+        at the conversation-drain deadline and once a second to expire abandoned attempts.
+        """
+        pins = self.controller.runtime(model_group).pins
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        event = asyncio.Event()
+        with self._idle_lock:
+            self._idle_waiters.append((loop, event))
+        try:
+            while True:
+                pins.expire_stale()
+                if pins.canary_drained():
+                    return True
+                wait = 1.0
+                if pins.drain_remaining_s() > 0:
+                    wait = min(wait, pins.drain_remaining_s())
+                if deadline is not None:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return False
+                    wait = min(wait, remaining)
+                event.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), wait)
+        finally:
+            with self._idle_lock:
+                self._idle_waiters.remove((loop, event))
+
+    def detach(self) -> None:
+        """Remove every hook: the Router routes as if the canary had never been attached."""
+        if not self._attached:
+            return
+        self._attached = False
+        self._routing.passthrough = True
+        settings = self._router.settings()
+        self._router.routing_strategy_init(
+            settings.routing_strategy, settings.as_dict().get("routing_strategy_args") or {}
+        )
+        if self._callbacks in litellm.callbacks:
+            litellm.callbacks.remove(self._callbacks)
+        self.controller.close()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.model_group][(outcome.side.value, outcome.status_class)] += 1
+        for listener in self._outcome_listeners:
+            listener(outcome)
+
+    def _wake_idle_waiters(self) -> None:
+        with self._idle_lock:
+            waiters = list(self._idle_waiters)
+        for loop, event in waiters:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(event.set)
+
+    def _install_flag_store(self) -> FlagStore | None:
+        store_config = self.config.flag_store
+        if store_config is None:
+            return None
+        domain = self.config.openfeature_domain
+        if store_config.kind == "memory":
+            provider = MemoryFlagProvider()
+            store = MemoryFlagStore(provider)
+            for rollout in self.config.rollouts:
+                store.set_side(rollout.flag_key, Side.STABLE)
+            _set_provider(provider, domain)
+            return store
+        assert store_config.path is not None
+        file_store = FlagdFileStore(store_config.path)
+        document = file_store.read()
+        for rollout in self.config.rollouts:
+            if rollout.flag_key not in document["flags"]:
+                file_store.set_side(rollout.flag_key, Side.STABLE)
+        _set_provider(flagd_file_provider(store_config.path, store_config.poll_ms), domain)
+        return file_store
+
+
+def _set_provider(provider: Any, domain: str | None) -> None:
+    if domain is None:
+        api.set_provider_and_wait(provider)
+    else:
+        api.set_provider_and_wait(provider, domain)
+
+
+def _router_groups(router: Any) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+    for deployment in router.registry().all():
+        groups.setdefault(deployment["model_name"], []).append(deployment["model_info"]["id"])
+    return groups
+
+
+def attach(
+    router: Any, config: CanaryConfig | Mapping[str, Any], *, clock: Callable[[], float] = time.monotonic
+) -> Canary:
+    """Attach a canary to ``router``: from the next request on, managed groups follow their flag."""
+    return Canary(router, config, clock=clock)
+
+
+__all__ += ["ConfigError", "UnknownModelGroup"]

@@ -1,0 +1,261 @@
+"""The rollback controller: the single place a rollback (or re-arm) happens.
+
+A rollback, whoever asks for it (an operator, a trigger, an alert, a drill), runs the same steps in
+the same order: latch the rollout locally (the very next decision goes to stable), start following
+the canary attempts that are still running, release canary conversation pins, then write the flag
+store so that other processes follow. A flag-store failure keeps the latch and is retried with
+backoff in the background; it shows in ``status()`` and the log. Every rollback produces one
+:class:`RollbackRecord` and one structured event (a log record and an OpenTelemetry span).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from opentelemetry import trace
+
+from litellm_canary.config import Rollout
+from litellm_canary.decision import Side
+from litellm_canary.flags import FlagStore
+from litellm_canary.pins import InFlightAtFlip, RolloutPins
+
+logger = logging.getLogger("litellm_canary.controller")
+_tracer = trace.get_tracer("litellm_canary")
+
+RollbackKind = Literal["manual", "automatic", "alert", "drill"]
+_KINDS = ("manual", "automatic", "alert", "drill")
+
+
+class UnknownModelGroup(KeyError):
+    """A model group that no rollout manages."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown model group"
+
+
+def _iso(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class RollbackRecord:
+    """What one rollback did, with monotonic timings (seconds) and wall-clock time for humans."""
+
+    model_group: str
+    kind: RollbackKind
+    reason: str
+    cause: Mapping[str, Any] | None
+    decided_at: str
+    decided_mono: float
+    latched_mono: float
+    in_flight_at_flip: dict[str, int]
+    canary_attempts: InFlightAtFlip
+    flag_store: str | None
+    flag_written_mono: float | None = None
+    flag_error: str | None = None
+    repeated: bool = False  # the group was already rolled back; nothing changed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model_group": self.model_group,
+            "kind": self.kind,
+            "reason": self.reason,
+            "cause": dict(self.cause) if self.cause else None,
+            "decided_at": self.decided_at,
+            "latch_us": round((self.latched_mono - self.decided_mono) * 1e6, 1),
+            "flag_store": self.flag_store,
+            "flag_written_after_ms": None
+            if self.flag_written_mono is None
+            else round((self.flag_written_mono - self.decided_mono) * 1e3, 3),
+            "flag_error": self.flag_error,
+            "in_flight_at_flip": dict(self.in_flight_at_flip),
+            "canary_attempts": self.canary_attempts.as_dict(),
+            "repeated": self.repeated,
+        }
+
+
+@dataclass
+class RolloutRuntime:
+    """The live state of one rollout; ``rolled_back`` is read by every decision."""
+
+    config: Rollout
+    pins: RolloutPins
+    rolled_back: bool = False
+    last_flag_value: str | None = None
+    last_rollback: RollbackRecord | None = None
+    flag_write_pending: bool = False
+    flag_write_attempts: int = 0
+    flag_write_error: str | None = None
+    generation: int = field(default=0)  # bumped by rearm: stale background flag writes stop
+
+
+class RollbackController:
+    def __init__(
+        self,
+        runtimes: Mapping[str, RolloutRuntime],
+        store: FlagStore | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        retry_initial_s: float = 0.1,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self._runtimes = runtimes
+        self._store = store
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[RollbackRecord], None]] = []
+        self._closed = threading.Event()
+
+    def runtime(self, model_group: str) -> RolloutRuntime:
+        try:
+            return self._runtimes[model_group]
+        except KeyError:
+            raise UnknownModelGroup(
+                f"no rollout manages model group {model_group!r} (managed: {sorted(self._runtimes)})"
+            ) from None
+
+    def on_rollback(self, listener: Callable[[RollbackRecord], None]) -> None:
+        self._listeners.append(listener)
+
+    def rollback(
+        self,
+        model_group: str,
+        reason: str,
+        *,
+        kind: RollbackKind = "manual",
+        cause: Mapping[str, Any] | None = None,
+    ) -> RollbackRecord:
+        """Force ``model_group`` to stable now; idempotent (a repeat returns the first record, marked)."""
+        decided = self._clock()
+        if kind not in _KINDS:
+            raise ValueError(f"rollback kind must be one of {_KINDS}, got {kind!r}")
+        runtime = self.runtime(model_group)
+        with self._lock:
+            if runtime.rolled_back and runtime.last_rollback is not None:
+                previous = runtime.last_rollback
+                return RollbackRecord(**{**previous.__dict__, "repeated": True})
+            runtime.rolled_back = True
+            latched = self._clock()
+            canary_attempts = runtime.pins.watch_canary_in_flight()
+        runtime.pins.release_canary(runtime.config.conversation_drain_s)
+        record = RollbackRecord(
+            model_group=model_group,
+            kind=kind,
+            reason=reason,
+            cause=cause,
+            decided_at=_iso(self._wall_clock()),
+            decided_mono=decided,
+            latched_mono=latched,
+            in_flight_at_flip={
+                Side.CANARY.value: len(canary_attempts.attempt_ids),
+                Side.STABLE.value: runtime.pins.in_flight(Side.STABLE),
+            },
+            canary_attempts=canary_attempts,
+            flag_store=self._store.describe() if self._store else None,
+        )
+        runtime.last_rollback = record
+        self._write_flag(runtime, record)
+        self._emit(record)
+        return record
+
+    def rearm(self, model_group: str) -> bool:
+        """Release the latch; returns False when the group was not rolled back."""
+        runtime = self.runtime(model_group)
+        with self._lock:
+            if not runtime.rolled_back:
+                return False
+            runtime.generation += 1
+            runtime.rolled_back = False
+            runtime.flag_write_pending = False
+            runtime.pins.rearm()
+        logger.info("canary rollout %r re-armed", model_group)
+        return True
+
+    def close(self) -> None:
+        self._closed.set()
+
+    # -- flag store ------------------------------------------------------------------------------
+
+    def _write_flag(self, runtime: RolloutRuntime, record: RollbackRecord) -> None:
+        if self._store is None:
+            return
+        if self._try_write(runtime, record):
+            return
+        runtime.flag_write_pending = True
+        threading.Thread(
+            target=self._retry_write,
+            args=(runtime, record, runtime.generation),
+            name=f"litellm-canary-flag-retry-{runtime.config.model_group}",
+            daemon=True,
+        ).start()
+
+    def _try_write(self, runtime: RolloutRuntime, record: RollbackRecord) -> bool:
+        assert self._store is not None
+        runtime.flag_write_attempts += 1
+        try:
+            self._store.set_side(runtime.config.flag_key, Side.STABLE)
+        except Exception as error:  # any store failure: keep the latch, retry, make it visible
+            record.flag_error = runtime.flag_write_error = f"{type(error).__name__}: {error}"
+            logger.error(
+                "rollback of %r latched locally but writing flag %r to %s failed (attempt %d): %s",
+                runtime.config.model_group,
+                runtime.config.flag_key,
+                self._store.describe(),
+                runtime.flag_write_attempts,
+                record.flag_error,
+            )
+            return False
+        record.flag_written_mono = self._clock()
+        record.flag_error = runtime.flag_write_error = None
+        runtime.flag_write_pending = False
+        return True
+
+    def _retry_write(self, runtime: RolloutRuntime, record: RollbackRecord, generation: int) -> None:
+        delay = self._retry_initial_s
+        while not self._closed.wait(delay):
+            if runtime.generation != generation or not runtime.rolled_back:
+                return
+            if self._try_write(runtime, record):
+                logger.warning(
+                    "flag %r written after %d attempts", runtime.config.flag_key, runtime.flag_write_attempts
+                )
+                return
+            delay = min(delay * 2, self._retry_max_s)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _emit(self, record: RollbackRecord) -> None:
+        event = record.as_dict()
+        logger.warning(
+            "canary rollback of %r (%s): %s",
+            record.model_group,
+            record.kind,
+            record.reason,
+            extra={"litellm_canary_rollback": event},
+        )
+        attributes: dict[str, str | int | float | bool] = {
+            "litellm_canary.model_group": record.model_group,
+            "litellm_canary.kind": record.kind,
+            "litellm_canary.reason": record.reason,
+            "litellm_canary.in_flight_canary": record.in_flight_at_flip[Side.CANARY.value],
+        }
+        for key, value in (record.cause or {}).items():
+            if isinstance(value, str | int | float | bool):
+                attributes[f"litellm_canary.cause.{key}"] = value
+        with _tracer.start_as_current_span("litellm_canary.rollback", attributes=attributes) as span:
+            span.add_event("rollback", attributes=attributes)
+        for listener in self._listeners:
+            try:
+                listener(record)
+            except Exception:
+                logger.exception("rollback listener %r failed", listener)

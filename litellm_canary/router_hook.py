@@ -1,0 +1,392 @@
+"""The LiteLLM glue: the only module of the core that imports litellm.
+
+Two public extension points carry the canary:
+
+* a custom routing strategy (``router.register_plugin``) makes the decision on **every attempt**,
+  sync and async alike (``completion``, ``acompletion``, streams, ``aresponses``, ``aembedding``,
+  retries and fallback hops). We chose it over ``async_filter_deployments`` because that hook is
+  async-only, so sync ``Router.completion`` would silently bypass the canary decision. The price:
+  a registered strategy replaces routing for every group and bypasses cooldowns, so for managed
+  groups this module applies LiteLLM's cooldowns and weighted ``simple_shuffle`` itself, and it
+  hands unmanaged groups back to the Router's own healthy-deployment selection followed by
+  ``simple_shuffle`` (LiteLLM's default strategy).
+* a ``CustomLogger`` closes each attempt exactly once — on success, on the per-attempt
+  failure hook, or on a failure event for errors that only it sees (mid-stream errors, sync calls).
+
+Per-request state lives in the request's own metadata (a stamp per model group), so retries keep
+their side and nothing is left behind when the request ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from litellm.integrations.custom_logger import CustomLogger
+from litellm.responses.utils import ResponsesAPIRequestUtils
+from litellm.router_strategy.simple_shuffle import simple_shuffle
+from litellm.types.router import CustomRoutingStrategyBase
+from openfeature.evaluation_context import EvaluationContext
+from opentelemetry import trace
+
+from litellm_canary.controller import RolloutRuntime
+from litellm_canary.decision import Decision, Pin, PinKind, Reason, Side, decide
+from litellm_canary.flags import FlagReader, targeting_key
+from litellm_canary.pins import Attempt
+
+logger = logging.getLogger("litellm_canary.router_hook")
+
+STAMP_KEY = "litellm_canary"
+_METADATA_KEYS = ("metadata", "litellm_metadata")
+
+
+@dataclass(slots=True)
+class Stamp:
+    """The side and the open attempt of one logical request in one managed group."""
+
+    side: Side
+    deployment_id: str
+    attempt: Attempt
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One attempt's end, as the outcome path sees it."""
+
+    model_group: str
+    side: Side
+    deployment_id: str
+    ok: bool
+    status_class: str  # "success", "4xx", "5xx", "timeout", "connection", "cancelled", "expired"
+    latency_s: float | None = None
+    ttft_s: float | None = None
+
+
+def _metadata(request: Mapping[str, object] | None) -> dict[str, Any] | None:
+    if not request:
+        return None
+    for key in _METADATA_KEYS:
+        value = request.get(key)
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+def _request_metadata(request: dict[str, Any]) -> dict[str, Any]:
+    metadata = _metadata(request)
+    if metadata is None:
+        metadata = request["litellm_metadata" if "litellm_metadata" in request else "metadata"] = {}
+    return metadata
+
+
+class CanaryRouting(CustomRoutingStrategyBase):
+    """The routing strategy registered on the Router."""
+
+    def __init__(
+        self,
+        router: Any,
+        runtimes: Mapping[str, RolloutRuntime],
+        flags: FlagReader,
+    ) -> None:
+        self._router = router
+        self._runtimes = runtimes
+        self._flags = flags
+        self._group_of_id = {
+            deployment_id: runtime.config.model_group
+            for runtime in runtimes.values()
+            for deployment_id in (*runtime.config.stable, *runtime.config.canary)
+        }
+        self._deployments: dict[str, list[Mapping[str, Any]]] = {}
+        self._registry_version = -1
+        self.passthrough = False  # set by detach: every group routed as without the canary
+
+    # -- LiteLLM entry points --------------------------------------------------------------------
+
+    async def async_get_available_deployment(  # type: ignore[override]
+        self,
+        model: str,
+        messages: list[dict[str, str]] | None = None,
+        input: str | list[object] | None = None,
+        specific_deployment: bool | None = False,
+        request_kwargs: dict[str, object] | None = None,
+    ) -> Mapping[str, Any]:
+        runtime = self._managed(model)
+        if runtime is None:
+            healthy = await self._router.select(model, request_kwargs, kind="healthy")
+            return self._shuffle(healthy, model, request_kwargs)
+        return self.pick(runtime, request_kwargs if request_kwargs is not None else {})
+
+    def get_available_deployment(  # type: ignore[override]
+        self,
+        model: str,
+        messages: list[dict[str, str]] | None = None,
+        input: str | list[object] | None = None,
+        specific_deployment: bool | None = False,
+        request_kwargs: dict[str, object] | None = None,
+    ) -> Mapping[str, Any]:
+        runtime = self._managed(model)
+        if runtime is None:
+            registry = self._router.registry()
+            if registry.has_deployment(model):  # addressed by deployment id
+                owner = registry.resolve(model, kind="group_of_id")
+                return next(d for d in registry.deployments(owner) if d["model_info"]["id"] == model)
+            group = list(registry.deployments(model) or [])
+            return self._shuffle(self._without_cooldowns(group), model, request_kwargs)
+        return self.pick(runtime, request_kwargs if request_kwargs is not None else {})
+
+    # -- the decision ----------------------------------------------------------------------------
+
+    def _managed(self, model: str) -> RolloutRuntime | None:
+        if self.passthrough:
+            return None
+        runtime = self._runtimes.get(model)
+        if runtime is None:
+            # A caller addressing a managed deployment by id gets the group's decision, not a bypass.
+            group = self._group_of_id.get(model)
+            if group is not None:
+                runtime = self._runtimes[group]
+        return runtime
+
+    def pick(self, runtime: RolloutRuntime, request: dict[str, Any]) -> Mapping[str, Any]:
+        config = runtime.config
+        metadata = _request_metadata(request)
+        stamps: dict[str, Stamp] = metadata.setdefault(STAMP_KEY, {})
+        stamp = stamps.get(config.model_group)
+        session_id = metadata.get("session_id") or request.get("litellm_session_id")
+        if stamp is not None:
+            # The previous attempt of this request ended without success (this is its retry).
+            runtime.pins.close(stamp.attempt, "retried")
+            pin: Pin | None = Pin(stamp.side, PinKind.REQUEST, stamp.deployment_id)
+        else:
+            pin = self._conversation_pin(runtime, request, session_id)
+
+        flag_side: Side | None = None
+        if not runtime.rolled_back and not (pin is not None and pin.side is Side.STABLE):
+            read = self._flags.read(config.flag_key, self._context(request, metadata, session_id))
+            runtime.last_flag_value = read.value
+            flag_side = read.side
+        drain_open = runtime.rolled_back and pin is not None and runtime.pins.drain_open()
+        decision = decide(
+            rolled_back=runtime.rolled_back, flag_side=flag_side, pin=pin, drain_open=drain_open
+        )
+
+        deployment = self._deployment_for(runtime, decision)
+        if deployment is None:  # no canary deployment out of cooldown: the canary is not serving
+            decision = Decision(Side.STABLE, Reason.FLAG)
+            deployment = self._deployment_for(runtime, decision)
+            assert deployment is not None
+        deployment_id: str = deployment["model_info"]["id"]
+        attempt = runtime.pins.open(decision.side, deployment_id)
+        stamps[config.model_group] = Stamp(decision.side, deployment_id, attempt)
+        if isinstance(session_id, str) and session_id:
+            runtime.pins.pin_conversation(session_id, decision.side, deployment_id)
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "litellm_canary.model_group": config.model_group,
+                    "litellm_canary.side": decision.side.value,
+                    "litellm_canary.deployment": deployment_id,
+                    "litellm_canary.flag_variant": runtime.last_flag_value or "",
+                    "litellm_canary.pinned": decision.pinned,
+                    "litellm_canary.reason": decision.reason.value,
+                }
+            )
+        return deployment
+
+    def _conversation_pin(
+        self, runtime: RolloutRuntime, request: Mapping[str, Any], session_id: object
+    ) -> Pin | None:
+        previous = request.get("previous_response_id")
+        if isinstance(previous, str) and previous:
+            try:
+                deployment_id = ResponsesAPIRequestUtils.get_model_id_from_response_id(previous)
+            except Exception:  # not one of LiteLLM's encoded ids: no deployment to stick to
+                deployment_id = None
+            side = runtime.config.side_of(deployment_id) if deployment_id else None
+            if side is not None and deployment_id is not None:
+                return Pin(Side(side), PinKind.CONVERSATION, deployment_id)
+        if isinstance(session_id, str) and session_id:
+            return runtime.pins.conversation(session_id)
+        return None
+
+    def _context(
+        self, request: Mapping[str, Any], metadata: Mapping[str, Any], session_id: object
+    ) -> EvaluationContext:
+        user = request.get("user") or metadata.get("user_api_key_end_user_id")
+        key = targeting_key(
+            session_id=session_id,
+            user=user,
+            api_key_hash=metadata.get("user_api_key_hash") or metadata.get("user_api_key"),
+            trace_id=request.get("litellm_trace_id"),
+        )
+        attributes: dict[str, Any] = {"model_group": metadata.get("model_group") or ""}
+        if isinstance(user, str):
+            attributes["user"] = user
+        return EvaluationContext(key, attributes)
+
+    # -- choosing a deployment within a side -----------------------------------------------------
+
+    def _side_deployments(self, runtime: RolloutRuntime, side: Side) -> list[Mapping[str, Any]]:
+        registry = self._router.registry()
+        if registry.version != self._registry_version:
+            self._registry_version = registry.version
+            self._deployments = {}
+        key = f"{runtime.config.model_group}\x00{side.value}"
+        cached = self._deployments.get(key)
+        if cached is None:
+            ids = runtime.config.canary if side is Side.CANARY else runtime.config.stable
+            by_id = {d["model_info"]["id"]: d for d in registry.deployments(runtime.config.model_group) or []}
+            cached = self._deployments[key] = [by_id[i] for i in ids if i in by_id]
+        return cached
+
+    def _without_cooldowns(self, deployments: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        ids = [d["model_info"]["id"] for d in deployments]
+        cooling = {
+            deployment_id
+            for deployment_id, _ in self._router.health().cooldowns.get_active_cooldowns(ids, None)
+        }
+        return [d for d in deployments if d["model_info"]["id"] not in cooling]
+
+    def _deployment_for(self, runtime: RolloutRuntime, decision: Decision) -> Mapping[str, Any] | None:
+        side = self._side_deployments(runtime, decision.side)
+        healthy = self._without_cooldowns(side)
+        if decision.deployment_id is not None:
+            for deployment in healthy:
+                if deployment["model_info"]["id"] == decision.deployment_id:
+                    return deployment
+        if not healthy:
+            if decision.side is Side.CANARY:
+                return None
+            # Every stable deployment is cooling down: stable is still the only place to go.
+            healthy = side
+        if len(healthy) == 1:
+            return healthy[0]
+        return self._shuffle(healthy, runtime.config.model_group, None)
+
+    def _shuffle(
+        self, deployments: Sequence[Mapping[str, Any]], model: str, request: Mapping[str, Any] | None
+    ) -> Mapping[str, Any]:
+        resolve: Callable[[str], str | None] = lambda name: None  # noqa: E731 - no aliases within a side
+        chosen: Mapping[str, Any] = simple_shuffle(resolve, deployments, model, request)
+        return chosen
+
+
+class CanaryCallbacks(CustomLogger):
+    """Closes attempts and reports their outcomes (one per attempt, never two)."""
+
+    def __init__(self, runtimes: Mapping[str, RolloutRuntime], on_outcome: Callable[[Outcome], None]) -> None:
+        super().__init__()
+        self._runtimes = runtimes
+        self._on_outcome = on_outcome
+        self._group_of_id = {
+            deployment_id: runtime.config.model_group
+            for runtime in runtimes.values()
+            for deployment_id in (*runtime.config.stable, *runtime.config.canary)
+        }
+
+    def _stamp(
+        self, metadata: Mapping[str, Any] | None, deployment_id: object
+    ) -> tuple[RolloutRuntime, Stamp] | None:
+        if not metadata or not isinstance(deployment_id, str):
+            return None
+        group = self._group_of_id.get(deployment_id)
+        stamps = metadata.get(STAMP_KEY)
+        if group is None or not isinstance(stamps, dict):
+            return None
+        stamp = stamps.get(group)
+        if stamp is None or stamp.deployment_id != deployment_id:
+            return None
+        return self._runtimes[group], stamp
+
+    def _close(
+        self, found: tuple[RolloutRuntime, Stamp] | None, outcome: Outcome | None, status: str
+    ) -> None:
+        if found is None:
+            return
+        runtime, stamp = found
+        if runtime.pins.close(stamp.attempt, status) and outcome is not None:
+            self._on_outcome(outcome)
+
+    @staticmethod
+    def _log_metadata(kwargs: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        params = kwargs.get("litellm_params") or {}
+        metadata = _metadata(params) or _metadata(kwargs)
+        return metadata
+
+    def _finished(self, kwargs: Mapping[str, Any], start_time: Any, end_time: Any, ok: bool) -> None:
+        slo = kwargs.get("standard_logging_object") or {}
+        deployment_id = slo.get("model_id") or (kwargs.get("model_info") or {}).get("id")
+        found = self._stamp(self._log_metadata(kwargs), deployment_id)
+        if found is None:
+            return
+        runtime, stamp = found
+        latency = _seconds(slo.get("endTime"), slo.get("startTime")) or _seconds(end_time, start_time)
+        ttft = _seconds(slo.get("completionStartTime"), slo.get("startTime")) if ok else None
+        status = "success" if ok else status_class(kwargs.get("exception"))
+        outcome = Outcome(
+            runtime.config.model_group, stamp.side, stamp.deployment_id, ok, status, latency, ttft
+        )
+        self._close(found, outcome, status)
+
+    async def async_log_success_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        self._finished(kwargs, start_time, end_time, ok=True)
+
+    def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self._finished(kwargs, start_time, end_time, ok=True)
+
+    async def async_log_failure_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        self._finished(kwargs, start_time, end_time, ok=False)
+
+    def log_failure_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
+        self._finished(kwargs, start_time, end_time, ok=False)
+
+    async def async_post_call_failure_deployment_hook(
+        self,
+        request_data: Mapping[str, object],
+        exception: Exception,
+        call_type: Any,
+        fallback_depth: int | None = None,
+    ) -> None:
+        metadata = _metadata(request_data)
+        model_info = (metadata or {}).get("model_info") or {}
+        found = self._stamp(metadata, model_info.get("id"))
+        if found is None:
+            return
+        runtime, stamp = found
+        status = status_class(exception)
+        self._close(
+            found, Outcome(runtime.config.model_group, stamp.side, stamp.deployment_id, False, status), status
+        )
+
+
+def _seconds(end: Any, start: Any) -> float | None:
+    try:
+        if hasattr(end, "timestamp"):
+            return float((end - start).total_seconds())
+        if end is None or start is None:
+            return None
+        return float(end) - float(start)
+    except (TypeError, ValueError):
+        return None
+
+
+def status_class(exception: object) -> str:
+    """A failure's class: ``4xx``, ``5xx``, ``timeout`` or ``connection``."""
+    name = type(exception).__name__.lower()
+    if "timeout" in name:
+        return "timeout"
+    if "connection" in name:
+        return "connection"
+    code = getattr(exception, "status_code", None)
+    if code == 408:
+        return "timeout"
+    if isinstance(code, int) and 400 <= code < 500:
+        return "4xx"
+    return "5xx"
