@@ -21,7 +21,7 @@ from openfeature import api
 
 from litellm_canary.config import CanaryConfig, ConfigError, parse_config, validate_against_deployments
 from litellm_canary.controller import RollbackController, RollbackKind, RolloutRuntime, UnknownModelGroup
-from litellm_canary.decision import Side
+from litellm_canary.decision import Decision, Side
 from litellm_canary.flags import (
     FlagdFileStore,
     FlagReader,
@@ -75,7 +75,7 @@ class Canary:
         self._routing = CanaryRouting(router, self.runtimes, self.flags)
         self._callbacks = CanaryCallbacks(self.runtimes, self._on_outcome)
         router.register_plugin(self._routing)
-        litellm.callbacks.append(self._callbacks)
+        litellm.logging_callback_manager.add_litellm_callback(self._callbacks)
         self._attached = True
 
     # -- operations ------------------------------------------------------------------------------
@@ -115,7 +115,13 @@ class Canary:
         self.store.set_side(runtime.config.flag_key, Side(side))
 
     def on_outcome(self, listener: Callable[[Outcome], None]) -> None:
+        """Call ``listener`` with every attempt's outcome (off the request path)."""
         self._outcome_listeners.append(listener)
+
+    def on_decision(self, listener: Callable[[str, Decision, str], None]) -> None:
+        """Call ``listener(model_group, decision, deployment_id)`` on every decision (on the request
+        path: keep it to a few microseconds)."""
+        self._routing.decision_listeners.append(listener)
 
     def status(self) -> dict[str, Any]:
         """A JSON-serialisable view of every rollout."""
@@ -189,8 +195,7 @@ class Canary:
         self._router.routing_strategy_init(
             settings.routing_strategy, settings.as_dict().get("routing_strategy_args") or {}
         )
-        if self._callbacks in litellm.callbacks:
-            litellm.callbacks.remove(self._callbacks)
+        litellm.logging_callback_manager.remove_callback_from_all_lists(self._callbacks)
         self.controller.close()
 
     # -- internals -------------------------------------------------------------------------------

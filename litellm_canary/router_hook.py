@@ -101,6 +101,7 @@ class CanaryRouting(CustomRoutingStrategyBase):
         self._deployments: dict[str, list[Mapping[str, Any]]] = {}
         self._registry_version = -1
         self.passthrough = False  # set by detach: every group routed as without the canary
+        self.decision_listeners: list[Callable[[str, Decision, str], None]] = []
 
     # -- LiteLLM entry points --------------------------------------------------------------------
 
@@ -115,6 +116,8 @@ class CanaryRouting(CustomRoutingStrategyBase):
         runtime = self._managed(model)
         if runtime is None:
             healthy = await self._router.select(model, request_kwargs, kind="healthy")
+            if isinstance(healthy, Mapping):  # the caller addressed one deployment by id
+                return healthy
             return self._shuffle(healthy, model, request_kwargs)
         return self.pick(runtime, request_kwargs if request_kwargs is not None else {})
 
@@ -182,6 +185,8 @@ class CanaryRouting(CustomRoutingStrategyBase):
         stamps[config.model_group] = Stamp(decision.side, deployment_id, attempt)
         if isinstance(session_id, str) and session_id:
             runtime.pins.pin_conversation(session_id, decision.side, deployment_id)
+        for listener in self.decision_listeners:
+            listener(config.model_group, decision, deployment_id)
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attributes(
@@ -279,6 +284,8 @@ class CanaryCallbacks(CustomLogger):
 
     def __init__(self, runtimes: Mapping[str, RolloutRuntime], on_outcome: Callable[[Outcome], None]) -> None:
         super().__init__()
+        # LiteLLM de-duplicates loggers by class name and public scalar attributes: one per canary.
+        self.canary_instance = f"{id(self):x}"
         self._runtimes = runtimes
         self._on_outcome = on_outcome
         self._group_of_id = {

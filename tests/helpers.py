@@ -1,0 +1,51 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def deployment(group: str, deployment_id: str, answer: str | None = None, **params: Any) -> dict[str, Any]:
+    litellm_params: dict[str, Any] = {"model": "openai/fake-model", "api_key": "sk-test", **params}
+    if answer is not None:
+        litellm_params["mock_response"] = answer
+    return {"model_name": group, "litellm_params": litellm_params, "model_info": {"id": deployment_id}}
+
+
+def chat_rollout(**overrides: Any) -> dict[str, Any]:
+    rollout: dict[str, Any] = {
+        "model_group": "chat",
+        "stable": ["chat-stable"],
+        "canary": ["chat-canary"],
+        "flag_key": "chat-canary",
+    }
+    rollout.update(overrides)
+    return rollout
+
+
+class OutcomeWaiter:
+    """Counts attempt outcomes reported by a canary and lets a test await a count (no sleeping).
+
+    LiteLLM reports some outcomes from its logging threads after the call has returned.
+    """
+
+    def __init__(self, canary: Any) -> None:
+        import asyncio
+
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        self.outcomes: list[Any] = []
+        canary.on_outcome(self._record)
+
+    def _record(self, outcome: Any) -> None:
+        self.outcomes.append(outcome)
+        self._loop.call_soon_threadsafe(self._changed.set)
+
+    async def wait(self, count: int, timeout: float = 10.0) -> list[Any]:
+        import asyncio
+
+        async with asyncio.timeout(timeout):
+            while len(self.outcomes) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.outcomes
