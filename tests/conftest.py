@@ -7,11 +7,11 @@ import os
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_OFFLINE_MODE", "true")
 
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Iterator
 
-import litellm  # noqa: E402
-import pytest  # noqa: E402
-from openfeature import api  # noqa: E402
+import litellm
+import pytest
+from openfeature import api
 
 
 @pytest.fixture(autouse=True)

@@ -92,7 +92,7 @@ def test_operations_on_unknown_groups_are_refused() -> None:
         canary.rollback("other", "x")
     with pytest.raises(litellm_canary.UnknownModelGroup):
         canary.rearm("other")
-    with pytest.raises(ValueError, match="percent must be a number within 0..100"):
+    with pytest.raises(ValueError, match=r"percent must be a number within 0\.\.100"):
         canary.set_canary_percent("chat", 150)
     with pytest.raises(ValueError, match="rollback kind"):
         canary.rollback("chat", "x", kind="whim")  # type: ignore[arg-type]

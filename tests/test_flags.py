@@ -166,7 +166,7 @@ def test_percentage_edges_and_validation() -> None:
     assert flag_definition(canary_percent=0)["defaultVariant"] == "stable"
     assert flag_definition(canary_percent=100)["defaultVariant"] == "canary"
     assert "targeting" not in flag_definition(canary_percent=100)
-    with pytest.raises(ValueError, match="0..100"):
+    with pytest.raises(ValueError, match=r"0\.\.100"):
         flag_definition(canary_percent=101)
 
 
