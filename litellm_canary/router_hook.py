@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
+from litellm.litellm_core_utils.core_helpers import get_metadata_variable_name_from_kwargs
 from litellm.responses.utils import ResponsesAPIRequestUtils
 from litellm.router_strategy.simple_shuffle import simple_shuffle
 from litellm.types.router import CustomRoutingStrategyBase
@@ -64,21 +65,24 @@ class Outcome:
     ttft_s: float | None = None
 
 
-def _metadata(request: Mapping[str, object] | None) -> dict[str, Any] | None:
-    if not request:
-        return None
-    for key in _METADATA_KEYS:
-        value = request.get(key)
-        if isinstance(value, dict):
-            return value
+def _stamps_in(*containers: Mapping[str, object] | None) -> dict[str, Stamp] | None:
+    """Our per-group stamps, wherever LiteLLM carried the request's metadata to."""
+    for container in containers:
+        for key in _METADATA_KEYS:
+            bucket = container.get(key) if container else None
+            if isinstance(bucket, dict) and isinstance(bucket.get(STAMP_KEY), dict):
+                stamps: dict[str, Stamp] = bucket[STAMP_KEY]
+                return stamps
     return None
 
 
-def _request_metadata(request: dict[str, Any]) -> dict[str, Any]:
-    metadata = _metadata(request)
-    if metadata is None:
-        metadata = request["litellm_metadata" if "litellm_metadata" in request else "metadata"] = {}
-    return metadata
+def _session_id(request: Mapping[str, Any]) -> str | None:
+    for key in _METADATA_KEYS:
+        bucket = request.get(key)
+        if isinstance(bucket, dict) and isinstance(bucket.get("session_id"), str) and bucket["session_id"]:
+            return str(bucket["session_id"])
+    session = request.get("litellm_session_id")
+    return session if isinstance(session, str) and session else None
 
 
 class CanaryRouting(CustomRoutingStrategyBase):
@@ -154,10 +158,12 @@ class CanaryRouting(CustomRoutingStrategyBase):
 
     def pick(self, runtime: RolloutRuntime, request: dict[str, Any]) -> Mapping[str, Any]:
         config = runtime.config
-        metadata = _request_metadata(request)
+        # LiteLLM's own metadata bucket (`litellm_metadata` for the Responses API), never the
+        # OpenAI `metadata` that is sent upstream.
+        metadata = request.setdefault(get_metadata_variable_name_from_kwargs(request), {})
         stamps: dict[str, Stamp] = metadata.setdefault(STAMP_KEY, {})
         stamp = stamps.get(config.model_group)
-        session_id = metadata.get("session_id") or request.get("litellm_session_id")
+        session_id = _session_id(request)
         if stamp is not None:
             # The previous attempt of this request ended without success (this is its retry).
             runtime.pins.close(stamp.attempt, "retried")
@@ -183,7 +189,7 @@ class CanaryRouting(CustomRoutingStrategyBase):
         deployment_id: str = deployment["model_info"]["id"]
         attempt = runtime.pins.open(decision.side, deployment_id)
         stamps[config.model_group] = Stamp(decision.side, deployment_id, attempt)
-        if isinstance(session_id, str) and session_id:
+        if session_id is not None:
             runtime.pins.pin_conversation(session_id, decision.side, deployment_id)
         for listener in self.decision_listeners:
             listener(config.model_group, decision, deployment_id)
@@ -202,7 +208,7 @@ class CanaryRouting(CustomRoutingStrategyBase):
         return deployment
 
     def _conversation_pin(
-        self, runtime: RolloutRuntime, request: Mapping[str, Any], session_id: object
+        self, runtime: RolloutRuntime, request: Mapping[str, Any], session_id: str | None
     ) -> Pin | None:
         previous = request.get("previous_response_id")
         if isinstance(previous, str) and previous:
@@ -213,7 +219,7 @@ class CanaryRouting(CustomRoutingStrategyBase):
             side = runtime.config.side_of(deployment_id) if deployment_id else None
             if side is not None and deployment_id is not None:
                 return Pin(Side(side), PinKind.CONVERSATION, deployment_id)
-        if isinstance(session_id, str) and session_id:
+        if session_id is not None:
             return runtime.pins.conversation(session_id)
         return None
 
@@ -295,13 +301,12 @@ class CanaryCallbacks(CustomLogger):
         }
 
     def _stamp(
-        self, metadata: Mapping[str, Any] | None, deployment_id: object
+        self, stamps: dict[str, Stamp] | None, deployment_id: object
     ) -> tuple[RolloutRuntime, Stamp] | None:
-        if not metadata or not isinstance(deployment_id, str):
+        if stamps is None or not isinstance(deployment_id, str):
             return None
         group = self._group_of_id.get(deployment_id)
-        stamps = metadata.get(STAMP_KEY)
-        if group is None or not isinstance(stamps, dict):
+        if group is None:
             return None
         stamp = stamps.get(group)
         if stamp is None or stamp.deployment_id != deployment_id:
@@ -317,16 +322,10 @@ class CanaryCallbacks(CustomLogger):
         if runtime.pins.close(stamp.attempt, status) and outcome is not None:
             self._on_outcome(outcome)
 
-    @staticmethod
-    def _log_metadata(kwargs: Mapping[str, Any]) -> Mapping[str, Any] | None:
-        params = kwargs.get("litellm_params") or {}
-        metadata = _metadata(params) or _metadata(kwargs)
-        return metadata
-
     def _finished(self, kwargs: Mapping[str, Any], start_time: Any, end_time: Any, ok: bool) -> None:
         slo = kwargs.get("standard_logging_object") or {}
         deployment_id = slo.get("model_id") or (kwargs.get("model_info") or {}).get("id")
-        found = self._stamp(self._log_metadata(kwargs), deployment_id)
+        found = self._stamp(_stamps_in(kwargs.get("litellm_params"), kwargs), deployment_id)
         if found is None:
             return
         runtime, stamp = found
@@ -361,9 +360,9 @@ class CanaryCallbacks(CustomLogger):
         call_type: Any,
         fallback_depth: int | None = None,
     ) -> None:
-        metadata = _metadata(request_data)
-        model_info = (metadata or {}).get("model_info") or {}
-        found = self._stamp(metadata, model_info.get("id"))
+        bucket = request_data.get(get_metadata_variable_name_from_kwargs(request_data))
+        model_info = (bucket.get("model_info") if isinstance(bucket, dict) else None) or {}
+        found = self._stamp(_stamps_in(request_data), model_info.get("id"))
         if found is None:
             return
         runtime, stamp = found
