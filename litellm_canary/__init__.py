@@ -1,13 +1,22 @@
 """litellm-canary: canary releases of LiteLLM deployments behind an OpenFeature flag.
 
-canary = litellm_canary.attach(router, config)
-canary.rollback("chat", reason="error rate")   # every new request goes to stable, now
+    canary = litellm_canary.attach(router, config)
+    canary.rollback("chat", reason="error rate")   # every new request goes to stable, now
+
+The Router glue (and with it ``litellm``) is imported on first use, so the command line and the
+config tools start fast and never load LiteLLM's model cost map.
 """
 
-from litellm_canary.canary import Canary, attach
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from litellm_canary.config import CanaryConfig, ConfigError, load_config_file, parse_config
 from litellm_canary.controller import UnknownModelGroup
 from litellm_canary.decision import Side
+
+if TYPE_CHECKING:
+    from litellm_canary.canary import Canary, attach
 
 __all__ = [
     "Canary",
@@ -19,3 +28,11 @@ __all__ = [
     "load_config_file",
     "parse_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Canary", "attach"):
+        from litellm_canary import canary
+
+        return getattr(canary, name)
+    raise AttributeError(f"module 'litellm_canary' has no attribute {name!r}")

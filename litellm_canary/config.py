@@ -210,9 +210,9 @@ def load_config_file(path: str | Path) -> CanaryConfig:
 
             data = yaml.safe_load(text)
     except Exception as error:  # yaml and json raise different types; both mean "not parseable"
-        raise ConfigError(
-            f"config file {file} is not valid {file.suffix.lstrip('.') or 'YAML'}: {error}"
-        ) from None
+        kind = "JSON" if file.suffix == ".json" else "YAML"
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ConfigError(f"config file {file} is not valid {kind}: {first_line}") from None
     if isinstance(data, Mapping) and "litellm_canary" in data:
         data = data["litellm_canary"]
     return parse_config(data)

@@ -1,0 +1,102 @@
+"""The ``litellm-canary`` command line.
+
+Subcommands:
+
+* ``status --config FILE``: each rollout of the config and what its flag store says now.
+
+Every error from outside (a missing file, an invalid config, an unreadable flag file) is one line on
+stderr naming the problem, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from litellm_canary.config import CanaryConfig, ConfigError, load_config_file
+from litellm_canary.flags import FlagdFileStore
+
+
+class CliError(Exception):
+    """An error to report on one line and exit with status 2."""
+
+
+def _flag_state(definition: dict[str, Any] | None) -> dict[str, Any]:
+    if definition is None:
+        return {"serving": "stable", "note": "flag missing from the store: readers route to stable"}
+    fractional = (definition.get("targeting") or {}).get("fractional")
+    if fractional:
+        weights = {variant: weight for variant, weight in fractional}
+        total = sum(weights.values()) or 1
+        return {"serving": "percentage", "canary_percent": round(100 * weights.get("canary", 0) / total, 2)}
+    return {"serving": definition.get("defaultVariant", "stable")}
+
+
+def status_report(config: CanaryConfig) -> dict[str, Any]:
+    """The configured rollouts and, for a flagd file store, the flag as written there."""
+    flags: dict[str, Any] | None = None
+    store = config.flag_store
+    if store is not None and store.kind == "flagd_file" and store.path is not None:
+        try:
+            flags = FlagdFileStore(store.path).read()["flags"]
+        except (OSError, ValueError) as error:
+            raise CliError(f"cannot read flag file {store.path}: {error}") from None
+    rollouts = []
+    for rollout in config.rollouts:
+        entry: dict[str, Any] = {
+            "model_group": rollout.model_group,
+            "flag_key": rollout.flag_key,
+            "stable": list(rollout.stable),
+            "canary": list(rollout.canary),
+        }
+        if flags is not None:
+            entry["flag"] = _flag_state(flags.get(rollout.flag_key))
+        rollouts.append(entry)
+    return {"flag_store": None if store is None else store.kind, "rollouts": rollouts}
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    print(f"flag store: {report['flag_store'] or 'none (the application sets the OpenFeature provider)'}")
+    for rollout in report["rollouts"]:
+        line = (
+            f"{rollout['model_group']}: flag {rollout['flag_key']!r}, "
+            f"stable {rollout['stable']}, canary {rollout['canary']}"
+        )
+        flag = rollout.get("flag")
+        if flag is not None:
+            serving = flag["serving"]
+            if serving == "percentage":
+                serving = f"{flag['canary_percent']} % canary"
+            line += f" -> serving {serving}"
+        print(line)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="litellm-canary", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    status = commands.add_parser("status", help="show the configured rollouts and their flags")
+    status.add_argument("--config", required=True, help="canary config (YAML or JSON)")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "status":
+            report = status_report(load_config_file(args.config))
+            if args.json:
+                print(json.dumps(report, indent=2))
+            else:
+                _print_status(report)
+    except (ConfigError, CliError) as error:
+        print(f"litellm-canary: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The litellm-canary command line, run as a real process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from litellm_canary.decision import Side
+from litellm_canary.flags import FlagdFileStore
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "litellm_canary.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def _config(tmp_path: Path, flag_file: Path) -> Path:
+    path = tmp_path / "canary.yaml"
+    path.write_text(
+        "rollouts:\n"
+        "  - model_group: chat\n"
+        "    stable: [chat-stable]\n"
+        "    canary: [chat-canary]\n"
+        "    flag_key: chat-canary\n"
+        "  - model_group: embed\n"
+        "    stable: [embed-stable]\n"
+        "    canary: [embed-canary]\n"
+        "    flag_key: embed-canary\n"
+        f"flag_store: {{kind: flagd_file, path: {flag_file}}}\n"
+    )
+    return path
+
+
+def test_status_reports_what_the_flag_file_serves(tmp_path: Path) -> None:
+    flags = tmp_path / "flags.json"
+    store = FlagdFileStore(flags)
+    store.set_canary_percent("chat-canary", 12.5)
+    store.set_side("embed-canary", Side.CANARY)
+    result = _run("status", "--config", str(_config(tmp_path, flags)), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["rollouts"][0]["flag"] == {"serving": "percentage", "canary_percent": 12.5}
+    assert report["rollouts"][1]["flag"] == {"serving": "canary"}
+    text = _run("status", "--config", str(_config(tmp_path, flags))).stdout
+    assert "chat: flag 'chat-canary'" in text and "-> serving 12.5 % canary" in text
+
+
+def test_status_of_a_missing_flag(tmp_path: Path) -> None:
+    result = _run("status", "--config", str(_config(tmp_path, tmp_path / "absent.json")), "--json")
+    assert json.loads(result.stdout)["rollouts"][0]["flag"]["serving"] == "stable"
+
+
+def test_bad_inputs_get_one_clear_line(tmp_path: Path) -> None:
+    missing = _run("status", "--config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "cannot read config file" in missing.stderr
+
+    invalid = tmp_path / "bad.yaml"
+    invalid.write_text("rollouts:\n  - model_group: chat\n    stable: []\n")
+    result = _run("status", "--config", str(invalid))
+    assert result.returncode == 2 and "rollouts[0].stable" in result.stderr
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rollouts: [unclosed\n")
+    assert "is not valid YAML" in _run("status", "--config", str(broken)).stderr
+
+    flags = tmp_path / "flags.json"
+    flags.write_text("{not json")
+    result = _run("status", "--config", str(_config(tmp_path, flags)))
+    assert result.returncode == 2 and "cannot read flag file" in result.stderr
+
+    usage = _run("status")
+    assert usage.returncode == 2 and "--config" in usage.stderr
