@@ -93,6 +93,7 @@ class RolloutRuntime:
     flag_write_attempts: int = 0
     flag_write_error: str | None = None
     generation: int = field(default=0)  # bumped by rearm: stale background flag writes stop
+    flag_written: threading.Event = field(default_factory=threading.Event)  # set once the store has it
 
 
 class RollbackController:
@@ -146,6 +147,7 @@ class RollbackController:
                 return RollbackRecord(**{**previous.__dict__, "repeated": True})
             runtime.rolled_back = True
             latched = self._clock()
+            runtime.flag_written.clear()
             canary_attempts = runtime.pins.watch_canary_in_flight()
         runtime.pins.release_canary(runtime.config.conversation_drain_s)
         record = RollbackRecord(
@@ -218,6 +220,7 @@ class RollbackController:
         record.flag_written_mono = self._clock()
         record.flag_error = runtime.flag_write_error = None
         runtime.flag_write_pending = False
+        runtime.flag_written.set()
         return True
 
     def _retry_write(self, runtime: RolloutRuntime, record: RollbackRecord, generation: int) -> None:
