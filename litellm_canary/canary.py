@@ -12,7 +12,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,8 +29,9 @@ from litellm_canary.flags import (
     MemoryFlagStore,
     flagd_file_provider,
 )
+from litellm_canary.outcomes import Outcome, OutcomeRecorder
 from litellm_canary.pins import RolloutPins
-from litellm_canary.router_hook import CanaryCallbacks, CanaryRouting, Outcome
+from litellm_canary.router_hook import CanaryCallbacks, CanaryRouting
 
 logger = logging.getLogger("litellm_canary")
 
@@ -67,13 +67,12 @@ class Canary:
             )
             for rollout in self.config.rollouts
         }
-        self.outcomes: dict[str, Counter[tuple[str, str]]] = {group: Counter() for group in self.runtimes}
+        self.outcomes = OutcomeRecorder()
         self.store = self._install_flag_store()
         self.flags = FlagReader(self.config.openfeature_domain, clock=clock)
         self.controller = RollbackController(self.runtimes, self.store, clock=clock)
-        self._outcome_listeners: list[Callable[[Outcome], None]] = []
-        self._routing = CanaryRouting(router, self.runtimes, self.flags)
-        self._callbacks = CanaryCallbacks(self.runtimes, self._on_outcome)
+        self._routing = CanaryRouting(router, self.runtimes, self.flags, self.outcomes.record)
+        self._callbacks = CanaryCallbacks(self.runtimes, self.outcomes.record)
         router.register_plugin(self._routing)
         litellm.logging_callback_manager.add_litellm_callback(self._callbacks)
         self._attached = True
@@ -95,7 +94,7 @@ class Canary:
         """Release the rollback latch; the flag decides again. Returns False if it was not latched."""
         rearmed = self.controller.rearm(model_group)
         if rearmed:
-            self.outcomes[model_group].clear()
+            self.outcomes.clear(model_group)
         return rearmed
 
     def set_canary_percent(self, model_group: str, percent: float) -> None:
@@ -116,7 +115,7 @@ class Canary:
 
     def on_outcome(self, listener: Callable[[Outcome], None]) -> None:
         """Call ``listener`` with every attempt's outcome (off the request path)."""
-        self._outcome_listeners.append(listener)
+        self.outcomes.add_listener(listener)
 
     def on_decision(self, listener: Callable[[str, Decision, str], None]) -> None:
         """Call ``listener(model_group, decision, deployment_id)`` on every decision (on the request
@@ -137,9 +136,7 @@ class Canary:
                 "in_flight": {side.value: pins.in_flight(side) for side in Side},
                 "pins": {side.value: pins.conversation_pins(side) for side in Side},
                 "conversation_drain_remaining_s": round(pins.drain_remaining_s(), 3),
-                "attempts": {
-                    f"{side}:{status}": n for (side, status), n in sorted(self.outcomes[group].items())
-                },
+                "attempts": self.outcomes.summary(group),
                 "flag_store": {
                     "kind": self.store.describe() if self.store else None,
                     "write_pending": runtime.flag_write_pending,
@@ -199,11 +196,6 @@ class Canary:
         self.controller.close()
 
     # -- internals -------------------------------------------------------------------------------
-
-    def _on_outcome(self, outcome: Outcome) -> None:
-        self.outcomes[outcome.model_group][(outcome.side.value, outcome.status_class)] += 1
-        for listener in self._outcome_listeners:
-            listener(outcome)
 
     def _wake_idle_waiters(self) -> None:
         with self._idle_lock:

@@ -35,6 +35,7 @@ from opentelemetry import trace
 from litellm_canary.controller import RolloutRuntime
 from litellm_canary.decision import Decision, Pin, PinKind, Reason, Side, decide
 from litellm_canary.flags import FlagReader, targeting_key
+from litellm_canary.outcomes import Outcome, seconds_between, status_class
 from litellm_canary.pins import Attempt
 
 logger = logging.getLogger("litellm_canary.router_hook")
@@ -50,19 +51,6 @@ class Stamp:
     side: Side
     deployment_id: str
     attempt: Attempt
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One attempt's end, as the outcome path sees it."""
-
-    model_group: str
-    side: Side
-    deployment_id: str
-    ok: bool
-    status_class: str  # "success", "4xx", "5xx", "timeout", "connection", "cancelled", "expired"
-    latency_s: float | None = None
-    ttft_s: float | None = None
 
 
 def _stamps_in(*containers: Mapping[str, object] | None) -> dict[str, Stamp] | None:
@@ -93,8 +81,10 @@ class CanaryRouting(CustomRoutingStrategyBase):
         router: Any,
         runtimes: Mapping[str, RolloutRuntime],
         flags: FlagReader,
+        on_outcome: Callable[[Outcome], None],
     ) -> None:
         self._router = router
+        self._on_outcome = on_outcome
         self._runtimes = runtimes
         self._flags = flags
         self._group_of_id = {
@@ -165,8 +155,12 @@ class CanaryRouting(CustomRoutingStrategyBase):
         stamp = stamps.get(config.model_group)
         session_id = _session_id(request)
         if stamp is not None:
-            # The previous attempt of this request ended without success (this is its retry).
-            runtime.pins.close(stamp.attempt, "retried")
+            # This is a retry or fallback hop: the previous attempt ended without success. If no
+            # failure callback reported it, count it here so that no attempt goes missing.
+            if runtime.pins.close(stamp.attempt, "retried"):
+                self._on_outcome(
+                    Outcome(config.model_group, stamp.side, stamp.deployment_id, False, "retried")
+                )
             pin: Pin | None = Pin(stamp.side, PinKind.REQUEST, stamp.deployment_id)
         else:
             pin = self._conversation_pin(runtime, request, session_id)
@@ -329,11 +323,20 @@ class CanaryCallbacks(CustomLogger):
         if found is None:
             return
         runtime, stamp = found
-        latency = _seconds(slo.get("endTime"), slo.get("startTime")) or _seconds(end_time, start_time)
-        ttft = _seconds(slo.get("completionStartTime"), slo.get("startTime")) if ok else None
+        latency = seconds_between(slo.get("startTime"), slo.get("endTime")) or seconds_between(
+            start_time, end_time
+        )
+        ttft = seconds_between(slo.get("startTime"), slo.get("completionStartTime")) if ok else None
         status = "success" if ok else status_class(kwargs.get("exception"))
         outcome = Outcome(
-            runtime.config.model_group, stamp.side, stamp.deployment_id, ok, status, latency, ttft
+            runtime.config.model_group,
+            stamp.side,
+            stamp.deployment_id,
+            ok,
+            status,
+            latency,
+            ttft,
+            stream=bool(kwargs.get("stream")),
         )
         self._close(found, outcome, status)
 
@@ -370,29 +373,3 @@ class CanaryCallbacks(CustomLogger):
         self._close(
             found, Outcome(runtime.config.model_group, stamp.side, stamp.deployment_id, False, status), status
         )
-
-
-def _seconds(end: Any, start: Any) -> float | None:
-    try:
-        if hasattr(end, "timestamp"):
-            return float((end - start).total_seconds())
-        if end is None or start is None:
-            return None
-        return float(end) - float(start)
-    except (TypeError, ValueError):
-        return None
-
-
-def status_class(exception: object) -> str:
-    """A failure's class: ``4xx``, ``5xx``, ``timeout`` or ``connection``."""
-    name = type(exception).__name__.lower()
-    if "timeout" in name:
-        return "timeout"
-    if "connection" in name:
-        return "connection"
-    code = getattr(exception, "status_code", None)
-    if code == 408:
-        return "timeout"
-    if isinstance(code, int) and 400 <= code < 500:
-        return "4xx"
-    return "5xx"
