@@ -18,6 +18,7 @@ from typing import Any
 import litellm
 from openfeature import api
 
+from litellm_canary.autorollback import AutoRollback
 from litellm_canary.config import CanaryConfig, ConfigError, parse_config, validate_against_deployments
 from litellm_canary.controller import RollbackController, RollbackKind, RolloutRuntime, UnknownModelGroup
 from litellm_canary.decision import Decision, Side
@@ -47,6 +48,7 @@ class Canary:
         config: CanaryConfig | Mapping[str, Any],
         *,
         clock: Callable[[], float] = time.monotonic,
+        background: bool = True,
     ) -> None:
         self.config = parse_config(config)
         self._router = router
@@ -72,10 +74,20 @@ class Canary:
         self.flags = FlagReader(self.config.openfeature_domain, clock=clock)
         self.controller = RollbackController(self.runtimes, self.store, clock=clock)
         self._routing = CanaryRouting(router, self.runtimes, self.flags, self.outcomes.record)
+        self.auto_rollback = AutoRollback(
+            self.runtimes,
+            self.controller,
+            clock=clock,
+            step_s=self.config.evaluation_step_s,
+            cooling_down=self._routing.canary_cooldowns,
+        )
+        self.outcomes.add_listener(self.auto_rollback.record)
         self._callbacks = CanaryCallbacks(self.runtimes, self.outcomes.record)
         router.register_plugin(self._routing)
         litellm.logging_callback_manager.add_litellm_callback(self._callbacks)
         self._attached = True
+        if background:
+            self.auto_rollback.start()
 
     # -- operations ------------------------------------------------------------------------------
 
@@ -95,6 +107,7 @@ class Canary:
         rearmed = self.controller.rearm(model_group)
         if rearmed:
             self.outcomes.clear(model_group)
+            self.auto_rollback.rearmed(model_group)
         return rearmed
 
     def set_canary_percent(self, model_group: str, percent: float) -> None:
@@ -142,6 +155,7 @@ class Canary:
                     "write_pending": runtime.flag_write_pending,
                     "last_error": runtime.flag_write_error,
                 },
+                "triggers": self.auto_rollback.status(group),
                 "last_rollback": None if last is None else last.as_dict(),
             }
         return {
@@ -193,6 +207,7 @@ class Canary:
             settings.routing_strategy, settings.as_dict().get("routing_strategy_args") or {}
         )
         litellm.logging_callback_manager.remove_callback_from_all_lists(self._callbacks)
+        self.auto_rollback.stop()
         self.controller.close()
 
     # -- internals -------------------------------------------------------------------------------
@@ -241,10 +256,18 @@ def _router_groups(router: Any) -> dict[str, list[str]]:
 
 
 def attach(
-    router: Any, config: CanaryConfig | Mapping[str, Any], *, clock: Callable[[], float] = time.monotonic
+    router: Any,
+    config: CanaryConfig | Mapping[str, Any],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    background: bool = True,
 ) -> Canary:
-    """Attach a canary to ``router``: from the next request on, managed groups follow their flag."""
-    return Canary(router, config, clock=clock)
+    """Attach a canary to ``router``: from the next request on, managed groups follow their flag.
+
+    ``clock`` (monotonic seconds) drives every window and deadline; with ``background=False`` no
+    trigger-evaluation thread is started and the caller steps ``canary.auto_rollback.evaluate()``.
+    """
+    return Canary(router, config, clock=clock, background=background)
 
 
 __all__ += ["ConfigError", "UnknownModelGroup"]

@@ -64,10 +64,16 @@ class EvalScoreTrigger(_Rule):
     min_samples: int = Field(30, ge=1)
 
 
+class CooldownTrigger(_Rule):
+    """Every canary deployment is in LiteLLM cooldown: LiteLLM itself has stopped trusting it."""
+
+
 def _rule_or_disabled(value: object) -> object:
-    # `"fast_fail": false` (or null) is the short way to disable a rule.
+    # `"fast_fail": false` (or null) disables a rule; `true` enables it with its defaults.
     if value is False or value is None:
         return {"enabled": False}
+    if value is True:
+        return {}
     return value
 
 
@@ -76,10 +82,11 @@ class Triggers(_Strict):
     ttft_p99: TtftP99Trigger = TtftP99Trigger()
     fast_fail: FastFailTrigger = FastFailTrigger()
     eval_score: EvalScoreTrigger = EvalScoreTrigger()
+    cooldown: CooldownTrigger = CooldownTrigger()
 
-    _disable = field_validator("error_rate", "ttft_p99", "fast_fail", "eval_score", mode="before")(
-        _rule_or_disabled
-    )
+    _disable = field_validator(
+        "error_rate", "ttft_p99", "fast_fail", "eval_score", "cooldown", mode="before"
+    )(_rule_or_disabled)
 
 
 class Rollout(_Strict):
@@ -144,6 +151,9 @@ class CanaryConfig(_Strict):
     flag_store: FlagStoreConfig | None = None
     max_attempt_s: float = Field(
         900.0, gt=0, description="an attempt with no outcome after this long is counted as ended"
+    )
+    evaluation_step_s: float | None = Field(
+        None, gt=0, description="how often trigger rules are evaluated (default: 1/20 of the shortest window)"
     )
     conversation_pin_ttl_s: float = Field(3600.0, gt=0)
     max_conversation_pins: int = Field(100_000, ge=1)

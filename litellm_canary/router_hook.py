@@ -247,6 +247,14 @@ class CanaryRouting(CustomRoutingStrategyBase):
             cached = self._deployments[key] = [by_id[i] for i in ids if i in by_id]
         return cached
 
+    def canary_cooldowns(self, runtime: RolloutRuntime) -> list[str]:
+        """The canary deployments LiteLLM has put into cooldown (for the cooldown trigger)."""
+        ids = list(runtime.config.canary)
+        return [
+            deployment_id
+            for deployment_id, _ in self._router.health().cooldowns.get_active_cooldowns(ids, None)
+        ]
+
     def _without_cooldowns(self, deployments: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
         ids = [d["model_info"]["id"] for d in deployments]
         cooling = {
