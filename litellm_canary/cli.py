@@ -3,6 +3,7 @@
 Subcommands:
 
 * ``status --config FILE``: each rollout of the config and what its flag store says now.
+* ``serve --config FILE``: a standalone gateway (Router + canary + webhook/admin + metrics).
 
 Every error from outside (a missing file, an invalid config, an unreadable flag file) is one line on
 stderr naming the problem, with exit status 2.
@@ -80,7 +81,28 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show the configured rollouts and their flags")
     status.add_argument("--config", required=True, help="canary config (YAML or JSON)")
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    serve = commands.add_parser("serve", help="run a gateway: Router + canary + webhook/admin + /metrics")
+    serve.add_argument("--config", required=True, help="gateway file: model_list, litellm_canary, gateway")
+    serve.add_argument("--host", help="listen address (default: gateway.host or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: gateway.port or 4000)")
     return parser
+
+
+def _serve(config_path: str, host: str | None, port: int | None) -> None:
+    try:
+        import uvicorn
+
+        from litellm_canary.gateway import build_gateway, load_gateway_config
+    except ImportError as error:
+        raise CliError(
+            f"serve needs the server extra (pip install 'litellm-canary[server]'): {error}"
+        ) from None
+    config = load_gateway_config(config_path)
+    try:
+        _, _, app = build_gateway(config)
+    except ValueError as error:  # e.g. no admin token in the environment
+        raise CliError(str(error)) from None
+    uvicorn.run(app, host=host or config.gateway.host, port=config.gateway.port if port is None else port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -92,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps(report, indent=2))
             else:
                 _print_status(report)
+        elif args.command == "serve":
+            _serve(args.config, args.host, args.port)
     except (ConfigError, CliError) as error:
         print(f"litellm-canary: {error}", file=sys.stderr)
         return 2
