@@ -37,6 +37,13 @@ class ErrorRateTrigger(_Rule):
     baseline_error_rate: float | None = Field(
         None, ge=0, le=1, description="pre-canary baseline, used while stable has too few requests"
     )
+    alpha: float | None = Field(
+        0.01,
+        gt=0,
+        lt=0.5,
+        description="significance guard: the excess over the baseline must also pass a one-sided z-test "
+        "at this level (null disables the guard)",
+    )
 
 
 class TtftP99Trigger(_Rule):

@@ -15,10 +15,12 @@ Thresholds are strict (a value exactly at the threshold does not breach) except 
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from statistics import NormalDist
 from typing import Any, Literal
 
 from litellm_canary.config import (
@@ -127,9 +129,12 @@ def check_error_rate(rule: ErrorRateTrigger, canary: WindowStats, stable: Window
     The baseline is stable's error rate over the same window when stable has ``min_requests``, else
     the configured pre-canary ``baseline_error_rate``; with neither the rule has insufficient data.
 
-    Known limit: with a few hundred requests per window and a ~1 % error rate, ``ratio`` 2 and
-    ``min_delta`` 0.01 are within sampling noise; an A/A simulation (5 req/s per side) fires on about
-    3.5 % of healthy 30-minute canaries, even with the ``for:`` continuity (see tests/test_triggers.py).
+    A significance guard (``alpha``) keeps sampling noise from rolling back a healthy canary: with a
+    few hundred requests per window and a ~1 % error rate, ``ratio`` 2 and ``min_delta`` 0.01 alone
+    are within Poisson noise (an A/A simulation at 5 req/s per side fired on 3.5 % of healthy
+    30-minute canaries). The excess must also pass a one-sided two-proportion z-test against stable
+    (pooled variance), or a one-sample test against the configured baseline, at level ``alpha`` —
+    the same statistic the generated Prometheus rules compute.
     """
     observed: dict[str, float | int | str | None] = {
         "canary_error_rate": canary.error_rate,
@@ -160,14 +165,36 @@ def check_error_rate(rule: ErrorRateTrigger, canary: WindowStats, stable: Window
         )
     observed.update(baseline_error_rate=baseline, baseline_source=source)
     threshold = max(rule.ratio * baseline, baseline + rule.min_delta)
-    breaching = _above(canary.error_rate, threshold)
+    z = error_rate_z(canary, stable if source == "stable" else None, baseline)
+    observed.update(z_score=None if math.isinf(z) else round(z, 3))
+    significant = rule.alpha is None or z > NormalDist().inv_cdf(1 - rule.alpha)
+    above = _above(canary.error_rate, threshold)
+    breaching = above and significant
+    verdict = ">" if breaching else "> (not significant)" if above else "<="
     return status(
         "breaching" if breaching else "ok",
-        f"canary error rate {_pct(canary.error_rate)} {'>' if breaching else '<='} {_pct(threshold)} "
-        f"(baseline {_pct(baseline)} from {source}; {canary.requests} canary / {stable.requests} stable "
-        f"requests in {rule.window_s:g}s)",
+        f"canary error rate {_pct(canary.error_rate)} {verdict} {_pct(threshold)} (baseline {_pct(baseline)} "
+        f"from {source}; z {z:.2f}; {canary.requests} canary / {stable.requests} stable requests in "
+        f"{rule.window_s:g}s)",
         threshold,
     )
+
+
+def error_rate_z(canary: WindowStats, stable: WindowStats | None, baseline: float) -> float:
+    """One-sided z statistic of the canary's excess error rate.
+
+    Against stable (two proportions, pooled variance) when ``stable`` is given, else against the
+    fixed ``baseline``. Infinite when the variance is zero and the canary is above.
+    """
+    excess = canary.error_rate - baseline
+    if stable is not None:
+        pooled = (canary.failures + stable.failures) / (canary.requests + stable.requests)
+        variance = pooled * (1 - pooled) * (1 / canary.requests + 1 / stable.requests)
+    else:
+        variance = baseline * (1 - baseline) / canary.requests
+    if variance <= 0:
+        return math.inf if excess > 0 else 0.0
+    return excess / math.sqrt(variance)
 
 
 def check_ttft_p99(

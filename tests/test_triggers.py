@@ -58,7 +58,9 @@ def json_roundtrip(status: RuleStatus | MonitorResult) -> object:
 
 # --- error_rate --------------------------------------------------------------------------------------
 
-ERROR_RATE = ErrorRateTrigger()  # ratio 2, min_delta 0.01, min_requests 20, window 120 s
+# The threshold semantics alone (ratio 2, min_delta 0.01, min_requests 20, window 120 s); the
+# significance guard has its own tests.
+ERROR_RATE = ErrorRateTrigger(alpha=None)
 
 
 def test_error_rate_defaults() -> None:
@@ -77,7 +79,7 @@ def test_error_rate_exactly_at_ratio_times_baseline_does_not_breach() -> None:
 
 
 def test_error_rate_must_also_exceed_baseline_plus_min_delta() -> None:
-    rule = ErrorRateTrigger(min_delta=0.05)
+    rule = ErrorRateTrigger(min_delta=0.05, alpha=None)
     stable = window(200, 2)  # 1 %: 2x is 2 %, but + min_delta is 6 %
     assert check_error_rate(rule, window(100, 5), stable).state == "ok"  # 5 % > 2 %, not > 6 %
     assert check_error_rate(rule, window(100, 6), stable).state == "ok"  # exactly 6 %
@@ -90,14 +92,14 @@ def test_error_rate_with_a_zero_baseline_needs_more_than_min_delta() -> None:
     stable = window(500, 0)
     assert check_error_rate(ERROR_RATE, window(100, 1), stable).state == "ok"  # exactly 1 %
     assert check_error_rate(ERROR_RATE, window(100, 2), stable).state == "breaching"
-    no_delta = ErrorRateTrigger(min_delta=0.0)
+    no_delta = ErrorRateTrigger(min_delta=0.0, alpha=None)
     assert check_error_rate(no_delta, window(100, 0), stable).state == "ok"
     assert check_error_rate(no_delta, window(100, 1), stable).state == "breaching"
 
 
 def test_error_rate_exact_threshold_is_not_decided_by_float_rounding() -> None:
     # 3 x 0.15 is 0.44999999999999996 in floats; 45/100 is 0.45: exactly at the threshold.
-    rule = ErrorRateTrigger(ratio=3.0, baseline_error_rate=0.15)
+    rule = ErrorRateTrigger(ratio=3.0, baseline_error_rate=0.15, alpha=None)
     assert 3.0 * 0.15 < 45 / 100
     assert check_error_rate(rule, window(100, 45), window(0)).state == "ok"
     assert check_error_rate(rule, window(100, 46), window(0)).state == "breaching"
@@ -111,7 +113,7 @@ def test_error_rate_with_a_low_traffic_canary_has_insufficient_data() -> None:
 
 
 def test_error_rate_falls_back_to_the_configured_baseline_while_stable_is_quiet() -> None:
-    rule = ErrorRateTrigger(baseline_error_rate=0.05)  # threshold max(10 %, 6 %) = 10 %
+    rule = ErrorRateTrigger(baseline_error_rate=0.05, alpha=None)  # threshold max(10 %, 6 %) = 10 %
     quiet_stable = window(19, 0)
     status = check_error_rate(rule, window(100, 10), quiet_stable)
     assert (status.state, status.observed["baseline_source"]) == ("ok", "config")
@@ -355,8 +357,9 @@ def test_error_rate_fires_after_breaching_for_its_whole_window() -> None:
     assert status.rule == "error_rate"
     assert status.breaching_since is not None
     assert fired.at - status.breaching_since == pytest.approx(120.0)
-    # It starts breaching as soon as the canary has min_requests (2 s at 10 req/s).
-    assert status.breaching_since == pytest.approx(2.0)
+    # It starts breaching within a second of the canary having min_requests (2 s at 10 req/s): the
+    # significance guard wants a few more samples than the bare threshold.
+    assert 2.0 <= status.breaching_since <= 3.0
     assert status.observed["canary_error_rate"] == pytest.approx(0.2, abs=0.01)
     assert status.observed["baseline_source"] == "stable"
     assert status.window_s == 120.0 and status.min_samples == 20
@@ -397,7 +400,8 @@ def test_fast_fail_takes_priority_when_several_rules_fire() -> None:
 
 
 def test_recovery_mid_window_resets_the_streak() -> None:
-    sim = Sim(Triggers(fast_fail=False), rate=5.0)  # step 5 s, threshold ~2 % (stable at 1 %)
+    # step 5 s, threshold ~2 % (stable at 1 %); the guard off: 5 % on 150 requests is not significant
+    sim = Sim(Triggers(error_rate=ErrorRateTrigger(alpha=None), fast_fail=False), rate=5.0)
     breach = sim.run(30, canary_errors=0.05)
     assert states(breach, "error_rate")[-1] == "breaching"
     heal = sim.run(150, canary_errors=0.0)  # the bad half-minute is diluted, then slides out
@@ -530,9 +534,9 @@ def _failures_per_step(rng: random.Random, requests: int, per_step: int, error_r
 
 
 def simulate_healthy_canary(
-    seed: int, triggers: Triggers, *, ttft: bool, stop_on_fire: bool = False
+    seed: int, triggers: Triggers, *, ttft: bool, stop_on_fire: bool = False, rate_per_s: float = 5.0
 ) -> Counter[str]:
-    """One 30-minute A/A rollout at 5 req/s per side, 1 % errors on both, evaluated every step.
+    """One 30-minute A/A rollout at ``rate_per_s`` per side, 1 % errors on both, evaluated every step.
 
     Requests between two evaluations are recorded as one batch at a random instant of the step (window
     buckets are 6 s and 15 s wide, so finer timing changes nothing). With ``ttft``, one successful
@@ -545,7 +549,7 @@ def simulate_healthy_canary(
     monitor = RolloutMonitor(triggers, clock=clock)
     step = monitor.step_s
     steps = round(30 * 60 / step)
-    per_step = round(5.0 * step)
+    per_step = round(rate_per_s * step)
     failures = {
         side: _failures_per_step(rng, steps * per_step, per_step, 0.01) for side in ("stable", "canary")
     }
@@ -585,20 +589,16 @@ def test_healthy_canaries_never_fire_ttft_p99() -> None:
     assert total["ttft_p99:breaching"] < 0.01 * A_A_EVALUATIONS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: at ~600 requests per 120 s window and 1 % errors, ratio 2 / min_delta 1 % is within "
-    "Poisson noise; about 3.5 % of healthy 30-minute canaries fire (7/200 measured; 36 % at 1 req/s, "
-    "0 % at 20 req/s or with min_delta 0.02). Needs a significance guard or new defaults in config.",
-)
-def test_healthy_canaries_never_fire_error_rate() -> None:
+@pytest.mark.parametrize("rate_per_s", [1.0, 5.0, 20.0])
+def test_healthy_canaries_never_fire_error_rate(rate_per_s: float) -> None:
+    """Without the significance guard 7/200 (5 req/s) and 72/200 (1 req/s) of these fired."""
     triggers = Triggers(ttft_p99=False, fast_fail=False, eval_score=False)
     judged = 0
     for seed in range(A_A_CANARIES):
-        seen = simulate_healthy_canary(seed, triggers, ttft=False, stop_on_fire=True)
+        seen = simulate_healthy_canary(seed, triggers, ttft=False, stop_on_fire=True, rate_per_s=rate_per_s)
         assert seen["error_rate:firing"] == 0, f"healthy canary {seed} was rolled back by error_rate"
         judged += seen["error_rate:ok"] + seen["error_rate:breaching"]
-    assert judged == A_A_EVALUATIONS
+    assert judged >= 0.95 * A_A_EVALUATIONS  # judged nearly all along (not insufficient_data)
 
 
 # --- purity -----------------------------------------------------------------------------------------------
@@ -622,9 +622,21 @@ def test_the_modules_import_no_litellm_http_or_prometheus(module: object) -> Non
             assert root in {
                 "__future__",
                 "math",
+                "statistics",
                 "threading",
                 "collections",
                 "dataclasses",
                 "functools",
                 "typing",
             }
+
+
+def test_the_significance_guard_holds_back_noise_but_not_real_regressions() -> None:
+    stable = window(600, 6)  # 1 %
+    noisy = window(600, 14)  # 2.3 %: above 2 x baseline, but within Poisson noise of 600 requests
+    assert check_error_rate(ErrorRateTrigger(alpha=None), noisy, stable).state == "breaching"
+    guarded = check_error_rate(ErrorRateTrigger(), noisy, stable)
+    assert guarded.state == "ok" and "not significant" in guarded.summary
+    assert 1.0 < guarded.observed["z_score"] < 2.33  # type: ignore[operator]
+    assert check_error_rate(ErrorRateTrigger(), window(600, 30), stable).state == "breaching"  # 5 %
+    assert check_error_rate(ErrorRateTrigger(), window(40, 20), window(40, 0)).state == "breaching"
