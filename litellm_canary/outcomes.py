@@ -38,7 +38,8 @@ def status_class(exception: object) -> str:
     name = type(exception).__name__.lower()
     if "timeout" in name:
         return "timeout"
-    if "connection" in name:
+    # LiteLLM reports a refused or dropped connection as InternalServerError("... Connection error.")
+    if "connection" in name or "connection error" in str(exception).lower():
         return "connection"
     code = getattr(exception, "status_code", None)
     if code == 408:

@@ -13,13 +13,16 @@ Two public extension points carry the canary:
 * a ``CustomLogger`` closes each attempt exactly once — on success, on the per-attempt
   failure hook, or on a failure event for errors that only it sees (mid-stream errors, sync calls).
 
-Per-request state lives in the request's own metadata (a stamp per model group), so retries keep
-their side and nothing is left behind when the request ends.
+Per-request state lives in the request's own LiteLLM metadata: a stamp per model group and logical
+request (keyed by ``litellm_trace_id``, which every retry and fallback hop of a request shares), so
+retries keep their side, a metadata dict that the caller reuses for several requests (even
+concurrently) keeps them apart, and nothing is left behind when the request ends.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +44,8 @@ from litellm_canary.pins import Attempt
 logger = logging.getLogger("litellm_canary.router_hook")
 
 STAMP_KEY = "litellm_canary"
+COOLDOWN_VIEW_S = 0.05
+_MAX_STAMPS = 32  # per metadata dict; only a dict reused across many requests gets near it
 _METADATA_KEYS = ("metadata", "litellm_metadata")
 
 
@@ -62,6 +67,17 @@ def _stamps_in(*containers: Mapping[str, object] | None) -> dict[str, Stamp] | N
                 stamps: dict[str, Stamp] = bucket[STAMP_KEY]
                 return stamps
     return None
+
+
+def stamp_key(model_group: str, trace_id: object) -> str:
+    return f"{model_group}|{trace_id}" if isinstance(trace_id, str) and trace_id else model_group
+
+
+def _prune(stamps: dict[str, Stamp]) -> None:
+    """Drop stamps of finished attempts from a metadata dict that the caller keeps reusing."""
+    if len(stamps) >= _MAX_STAMPS:
+        for key in [key for key, stamp in stamps.items() if stamp.attempt.outcome is not None]:
+            stamps.pop(key, None)
 
 
 def _session_id(request: Mapping[str, Any]) -> str | None:
@@ -93,6 +109,7 @@ class CanaryRouting(CustomRoutingStrategyBase):
             for deployment_id in (*runtime.config.stable, *runtime.config.canary)
         }
         self._deployments: dict[str, list[Mapping[str, Any]]] = {}
+        self._cooling: dict[tuple[str, ...], tuple[float, frozenset[str]]] = {}
         self._registry_version = -1
         self.passthrough = False  # set by detach: every group routed as without the canary
         self.decision_listeners: list[Callable[[str, Decision, str], None]] = []
@@ -152,7 +169,8 @@ class CanaryRouting(CustomRoutingStrategyBase):
         # OpenAI `metadata` that is sent upstream.
         metadata = request.setdefault(get_metadata_variable_name_from_kwargs(request), {})
         stamps: dict[str, Stamp] = metadata.setdefault(STAMP_KEY, {})
-        stamp = stamps.get(config.model_group)
+        key = stamp_key(config.model_group, request.get("litellm_trace_id"))
+        stamp = stamps.get(key)
         session_id = _session_id(request)
         if stamp is not None:
             # This is a retry or fallback hop: the previous attempt ended without success. If no
@@ -182,7 +200,8 @@ class CanaryRouting(CustomRoutingStrategyBase):
             assert deployment is not None
         deployment_id: str = deployment["model_info"]["id"]
         attempt = runtime.pins.open(decision.side, deployment_id)
-        stamps[config.model_group] = Stamp(decision.side, deployment_id, attempt)
+        _prune(stamps)
+        stamps[key] = Stamp(decision.side, deployment_id, attempt)
         if session_id is not None:
             runtime.pins.pin_conversation(session_id, decision.side, deployment_id)
         for listener in self.decision_listeners:
@@ -256,12 +275,17 @@ class CanaryRouting(CustomRoutingStrategyBase):
         ]
 
     def _without_cooldowns(self, deployments: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-        ids = [d["model_info"]["id"] for d in deployments]
-        cooling = {
-            deployment_id
-            for deployment_id, _ in self._router.health().cooldowns.get_active_cooldowns(ids, None)
-        }
-        return [d for d in deployments if d["model_info"]["id"] not in cooling]
+        ids = tuple(d["model_info"]["id"] for d in deployments)
+        now = time.monotonic()
+        cached = self._cooling.get(ids)
+        if cached is None or cached[0] <= now:
+            # LiteLLM's cooldown lookup costs ~30 us; cooldowns last seconds, so a 50 ms view is enough.
+            active = self._router.health().cooldowns.get_active_cooldowns(list(ids), None)
+            cached = self._cooling[ids] = (now + COOLDOWN_VIEW_S, frozenset(i for i, _ in active))
+        cooling = cached[1]
+        return (
+            [d for d in deployments if d["model_info"]["id"] not in cooling] if cooling else list(deployments)
+        )
 
     def _deployment_for(self, runtime: RolloutRuntime, decision: Decision) -> Mapping[str, Any] | None:
         side = self._side_deployments(runtime, decision.side)
@@ -303,15 +327,20 @@ class CanaryCallbacks(CustomLogger):
         }
 
     def _stamp(
-        self, stamps: dict[str, Stamp] | None, deployment_id: object
+        self, stamps: dict[str, Stamp] | None, deployment_id: object, trace_id: object
     ) -> tuple[RolloutRuntime, Stamp] | None:
         if stamps is None or not isinstance(deployment_id, str):
             return None
         group = self._group_of_id.get(deployment_id)
         if group is None:
             return None
-        stamp = stamps.get(group)
-        if stamp is None or stamp.deployment_id != deployment_id:
+        stamp = stamps.get(stamp_key(group, trace_id))
+        if stamp is None:
+            return None
+        # With a trace id the stamp is this request's own. Without one, insist on the deployment: a
+        # metadata dict shared by concurrent requests may carry another request's stamp. (LiteLLM
+        # writes `model_info` into that shared dict too, so the logged deployment can be off.)
+        if not trace_id and stamp.deployment_id != deployment_id:
             return None
         return self._runtimes[group], stamp
 
@@ -327,7 +356,8 @@ class CanaryCallbacks(CustomLogger):
     def _finished(self, kwargs: Mapping[str, Any], start_time: Any, end_time: Any, ok: bool) -> None:
         slo = kwargs.get("standard_logging_object") or {}
         deployment_id = slo.get("model_id") or (kwargs.get("model_info") or {}).get("id")
-        found = self._stamp(_stamps_in(kwargs.get("litellm_params"), kwargs), deployment_id)
+        trace_id = kwargs.get("litellm_trace_id") or slo.get("trace_id")
+        found = self._stamp(_stamps_in(kwargs.get("litellm_params"), kwargs), deployment_id, trace_id)
         if found is None:
             return
         runtime, stamp = found
@@ -373,7 +403,9 @@ class CanaryCallbacks(CustomLogger):
     ) -> None:
         bucket = request_data.get(get_metadata_variable_name_from_kwargs(request_data))
         model_info = (bucket.get("model_info") if isinstance(bucket, dict) else None) or {}
-        found = self._stamp(_stamps_in(request_data), model_info.get("id"))
+        found = self._stamp(
+            _stamps_in(request_data), model_info.get("id"), request_data.get("litellm_trace_id")
+        )
         if found is None:
             return
         runtime, stamp = found

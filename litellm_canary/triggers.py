@@ -284,20 +284,23 @@ def check_eval_score(rule: EvalScoreTrigger, scores: EvalScores | None) -> RuleS
 class RuleTracker:
     """Turns one rule's checks, made every ``step_s``, into ``firing`` after ``for_s`` of breaching.
 
-    Any check that is not ``breaching`` resets the streak, and so does a gap of more than two steps
-    between checks (nobody evaluated: the streak was not observed). ``for_s=0`` fires on the first
-    breaching check.
+    Any check that is not ``breaching`` resets the streak, and so does a gap between checks longer
+    than ``max_gap_s`` (nobody evaluated: the streak was not observed). The tolerance is two steps or a
+    tenth of ``for_s``, whichever is longer, so that a busy process (GIL, a stalled loop) delaying one
+    evaluation by a few tens of milliseconds does not restart a two-minute streak. ``for_s=0`` fires on
+    the first breaching check.
     """
 
     def __init__(self, *, for_s: float, step_s: float) -> None:
         self.for_s = for_s
         self.step_s = step_s
+        self.max_gap_s = max(2 * step_s, for_s / 10)
         self.breaching_since: float | None = None
         self._last_at: float | None = None
 
     def evaluate(self, check: RuleStatus, now: float) -> RuleStatus:
         """``check`` (made at ``now``) with its state made ``firing`` and ``breaching_since`` filled in."""
-        if self._last_at is not None and now - self._last_at > 2 * self.step_s:
+        if self._last_at is not None and now - self._last_at > self.max_gap_s:
             self.breaching_since = None
         self._last_at = now
         if check.state != "breaching":

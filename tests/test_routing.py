@@ -308,3 +308,22 @@ async def test_mocked_failures_retry_on_the_same_side_and_close_every_attempt(nu
         n for key, n in status["attempts"].items() if key.startswith("canary:") and key != "canary:success"
     )
     assert failures == num_retries + 1
+
+
+async def test_a_metadata_dict_reused_across_requests_keeps_them_apart() -> None:
+    router = _router()
+    canary = _attach(router)
+    outcomes = OutcomeWaiter(canary)
+    shared: dict[str, Any] = {"team": "search"}
+    canary.set_side("chat", "stable")
+    await router.acompletion(model="chat", messages=MESSAGES, metadata=shared)
+    canary.set_side("chat", "canary")  # a later request is not a retry of the first one
+    response = await router.acompletion(model="chat", messages=MESSAGES, metadata=shared)
+    assert response.choices[0].message.content == "canary"
+    concurrent = await asyncio.gather(
+        *(router.acompletion(model="chat", messages=MESSAGES, metadata=shared) for _ in range(20))
+    )
+    assert {r.choices[0].message.content for r in concurrent} == {"canary"}
+    seen = await outcomes.wait(22)
+    assert all(o.ok for o in seen)  # no request mistaken for another's retry
+    assert canary.status()["groups"]["chat"]["in_flight"] == {"stable": 0, "canary": 0}

@@ -244,6 +244,7 @@ def test_one_non_breaching_evaluation_resets_the_streak(interruption: RuleStatus
 
 
 def test_an_evaluation_gap_longer_than_two_steps_resets_the_streak() -> None:
+    """(for_s / 10 is below two steps here; see the next test for the other case.)"""
     tracker = RuleTracker(for_s=5.0, step_s=1.0)
     # Gaps of exactly two steps are tolerated: the streak runs on from 0.
     assert run(tracker, [(0.0, BREACHING), (1.0, BREACHING), (3.0, BREACHING), (5.0, BREACHING)]) == [
@@ -257,6 +258,14 @@ def test_an_evaluation_gap_longer_than_two_steps_resets_the_streak() -> None:
     assert tracker.breaching_since == 3.001  # just over two steps: a new streak
     plan = [(3.001 + i, BREACHING) for i in range(1, 6)]
     assert run(tracker, plan) == ["breaching"] * 4 + ["firing"]
+
+
+def test_a_long_for_tolerates_a_gap_of_a_tenth_of_it() -> None:
+    tracker = RuleTracker(for_s=120.0, step_s=0.5)
+    assert run(tracker, [(0.0, BREACHING), (12.0, BREACHING)]) == ["breaching"] * 2
+    assert tracker.breaching_since == 0.0
+    assert run(tracker, [(24.001, BREACHING)]) == ["breaching"]
+    assert tracker.breaching_since == 24.001
 
 
 def test_a_zero_for_fires_on_the_first_breaching_evaluation() -> None:
