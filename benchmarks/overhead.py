@@ -60,7 +60,7 @@ from opentelemetry import trace
 import litellm_canary
 from litellm_canary import Side
 from litellm_canary.decision import decide
-from litellm_canary.router_hook import STAMP_KEY
+from litellm_canary.router_hook import STAMP_KEY, stamp_key
 
 logger = logging.getLogger("benchmarks.overhead")
 
@@ -220,7 +220,7 @@ def measure_decisions(canary: litellm_canary.Canary, n: int) -> tuple[list[float
         start = clock()
         routing.pick(runtime, request)
         elapsed = clock() - start
-        stamp = request["metadata"][STAMP_KEY][GROUP]
+        stamp = request["metadata"][STAMP_KEY][stamp_key(GROUP, request["litellm_trace_id"])]
         runtime.pins.close(stamp.attempt, "success")
         sides[stamp.side.value] += 1
         samples.append(elapsed / 1e3)
@@ -272,7 +272,10 @@ def measure_decision_parts(canary: litellm_canary.Canary, n: int) -> dict[str, f
             start = time.perf_counter_ns()
             routing.pick(runtime, request)
             total = time.perf_counter_ns() - start
-            runtime.pins.close(request["metadata"][STAMP_KEY][GROUP].attempt, "success")
+            runtime.pins.close(
+                request["metadata"][STAMP_KEY][stamp_key(GROUP, request["litellm_trace_id"])].attempt,
+                "success",
+            )
             parts["flag_read"].append(read.last_ns / 1e3)
             parts["deployment_choice"].append(choose.last_ns / 1e3)
             parts["other"].append((total - read.last_ns - choose.last_ns) / 1e3)

@@ -346,7 +346,9 @@ def serve_canary(canary: litellm_canary.Canary, settings: Settings) -> None:
 
 def stamped_side(metadata: dict[str, Any]) -> Side | None:
     """The side the canary stamped on the request (the last attempt's, for a retried request)."""
-    stamp = (metadata.get(STAMP_KEY) or {}).get(GROUP)
+    stamps = metadata.get(STAMP_KEY) or {}
+    # One request per metadata dict here: its only stamp for the group is this request's.
+    stamp = next((s for key, s in stamps.items() if key.split("|")[0] == GROUP), None)
     return None if stamp is None else Side(stamp.side)
 
 

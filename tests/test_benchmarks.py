@@ -127,3 +127,12 @@ def test_streams_in_flight_at_a_flip_finish_on_the_canary(switch: dict[str, Any]
     assert switch["client_streams"]["canary"]["completed"] >= switch["inflight_at_flip"]
     for counts in switch["upstream_streams"].values():
         assert counts["failed"] == 0 and counts["cancelled"] == 0
+
+
+def test_detection_rolls_back_a_broken_canary_and_nothing_reaches_it_afterwards() -> None:
+    result = run_benchmark("detection")
+    scenario = result["errors_100"]
+    assert scenario["rule"] == "fast_fail"
+    assert isinstance(scenario["detect_s"], float) and scenario["detect_s"] > 0
+    assert scenario["canary_requests_after_decision"] == 0
+    assert result["settings"]["scale"] > 0
