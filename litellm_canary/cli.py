@@ -4,6 +4,8 @@ Subcommands:
 
 * ``status --config FILE``: each rollout of the config and what its flag store says now.
 * ``serve --config FILE``: a standalone gateway (Router + canary + webhook/admin + metrics).
+* ``rules --config FILE``: the Prometheus rule file implementing the config's triggers;
+  ``--alertmanager --webhook-url URL --token-file F`` prints the matching Alertmanager config.
 
 Every error from outside (a missing file, an invalid config, an unreadable flag file) is one line on
 stderr naming the problem, with exit status 2.
@@ -85,7 +87,31 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", required=True, help="gateway file: model_list, litellm_canary, gateway")
     serve.add_argument("--host", help="listen address (default: gateway.host or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: gateway.port or 4000)")
+    rules = commands.add_parser("rules", help="print Prometheus alert rules (or an Alertmanager config)")
+    rules.add_argument("--config", required=True, help="canary config (YAML or JSON)")
+    rules.add_argument("--time-scale", type=float, default=1.0, help="divide every window by this (drills)")
+    rules.add_argument("--interval", type=float, help="rule group evaluation interval, seconds")
+    rules.add_argument("--alertmanager", action="store_true", help="print the Alertmanager route instead")
+    rules.add_argument("--webhook-url", help="the gateway's POST /alertmanager URL (with --alertmanager)")
+    rules.add_argument("--token-file", help="file holding the webhook's bearer token (with --alertmanager)")
     return parser
+
+
+def _rules(args: argparse.Namespace) -> str:
+    from litellm_canary.alert_rules import alertmanager_config, prometheus_rules
+
+    config = load_config_file(args.config)
+    if args.alertmanager:
+        if not args.webhook_url or not args.token_file:
+            raise CliError("--alertmanager needs --webhook-url and --token-file")
+        if not args.webhook_url.startswith(("http://", "https://")):
+            raise CliError(f"--webhook-url must be an http(s) URL, got {args.webhook_url!r}")
+        return alertmanager_config(args.webhook_url, token_file=args.token_file)
+    if not args.time_scale > 0:
+        raise CliError(f"--time-scale must be > 0, got {args.time_scale}")
+    if args.interval is not None and not args.interval > 0:
+        raise CliError(f"--interval must be > 0, got {args.interval}")
+    return prometheus_rules(config, time_scale=args.time_scale, interval_s=args.interval)
 
 
 def _serve(config_path: str, host: str | None, port: int | None) -> None:
@@ -114,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps(report, indent=2))
             else:
                 _print_status(report)
+        elif args.command == "rules":
+            print(_rules(args), end="")
         elif args.command == "serve":
             _serve(args.config, args.host, args.port)
     except (ConfigError, CliError) as error:

@@ -94,7 +94,7 @@ def build_gateway(config: GatewayConfig, *, token: str | None = None) -> tuple[A
     try:
         from litellm_canary.metrics import CanaryMetrics
 
-        routes.append(Mount("/metrics", CanaryMetrics(canary).asgi_app()))  # type: ignore[arg-type]
+        routes.append(Mount("/metrics", CanaryMetrics(canary).asgi_app()))
     except ImportError:  # the metrics extra is not installed
         pass
     routes.append(Mount("/", admin))

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 from litellm_canary.decision import Side
 from litellm_canary.flags import FlagdFileStore
 
@@ -73,3 +75,37 @@ def test_bad_inputs_get_one_clear_line(tmp_path: Path) -> None:
 
     usage = _run("status")
     assert usage.returncode == 2 and "--config" in usage.stderr
+
+
+def test_rules_prints_a_rule_file_and_an_alertmanager_route(tmp_path: Path) -> None:
+    config = _config(tmp_path, tmp_path / "flags.json")
+    rules = _run("rules", "--config", str(config), "--time-scale", "10")
+    assert rules.returncode == 0, rules.stderr
+    document = yaml.safe_load(rules.stdout)
+    alerts = [r["alert"] for group in document["groups"] for r in group["rules"] if "alert" in r]
+    assert "LitellmCanaryErrorRate" in alerts and "LitellmCanaryFastFail" in alerts
+    token = tmp_path / "token"
+    token.write_text("secret")
+    route = _run(
+        "rules",
+        "--config",
+        str(config),
+        "--alertmanager",
+        "--webhook-url",
+        "http://127.0.0.1:4000/alertmanager",
+        "--token-file",
+        str(token),
+    )
+    assert route.returncode == 0, route.stderr
+    receivers = yaml.safe_load(route.stdout)["receivers"]
+    assert any("webhook_configs" in r for r in receivers)
+
+
+def test_rules_refuses_bad_arguments(tmp_path: Path) -> None:
+    config = str(_config(tmp_path, tmp_path / "flags.json"))
+    assert "needs --webhook-url" in _run("rules", "--config", config, "--alertmanager").stderr
+    bad_url = _run(
+        "rules", "--config", config, "--alertmanager", "--webhook-url", "ftp://x", "--token-file", "t"
+    )
+    assert bad_url.returncode == 2 and "http(s) URL" in bad_url.stderr
+    assert "--time-scale must be > 0" in _run("rules", "--config", config, "--time-scale", "0").stderr
