@@ -18,9 +18,9 @@ Each scenario starts healthy for a warm-up, then injects a canary fault at ``fau
 
 Each scenario enables only the rule it exercises, so that the figure is that rule's. It reports
 ``detect_s`` (fault start -> rollback decision), ``expected_s`` (when the rule can fire at the
-earliest: error_rate and ttft_p99 must breach continuously for their window, fast_fail fires as soon
-as its window holds ``min_requests`` failing requests; for ttft_p99 add the injected first-token
-delay, since a stream's TTFT is known only once its first token arrives), the rule that fired, and
+earliest: error_rate and ttft_p99 must breach continuously for their window; fast_fail needs its
+short window filled with failing requests; for ttft_p99 add the injected first-token delay, since a
+stream's TTFT is known only once its first token arrives), the rule that fired, and
 ``canary_requests_after_decision`` (requests decided to the canary after the rollback; target 0).
 Detection should land within about one evaluation step of ``expected_s``.
 
@@ -100,12 +100,8 @@ async def run_scenario(
     canary_upstream = FakeUpstream("canary", answer="canary says hi").start()
     router = Router(
         model_list=[
-            {
-                "model_name": "chat",
-                "litellm_params": {"model": "openai/fake", "api_key": "sk-x", "api_base": upstream.base_url},
-                "model_info": {"id": deployment_id},
-            }
-            for deployment_id, upstream in (("chat-stable", stable), ("chat-canary", canary_upstream))
+            stable.deployment("chat", "chat-stable"),
+            canary_upstream.deployment("chat", "chat-canary"),
         ],
         num_retries=0,
         disable_cooldowns=True,

@@ -44,16 +44,8 @@ async def main() -> None:
 async def run(stable: FakeUpstream, canary_upstream: FakeUpstream) -> None:
     router = Router(
         model_list=[
-            {
-                "model_name": "chat",
-                "litellm_params": {
-                    "model": "openai/my-model",
-                    "api_key": "sk-fake",
-                    "api_base": upstream.base_url,
-                },
-                "model_info": {"id": deployment_id},
-            }
-            for deployment_id, upstream in (("chat-stable", stable), ("chat-canary", canary_upstream))
+            stable.deployment("chat", "chat-stable"),
+            canary_upstream.deployment("chat", "chat-canary"),
         ]
     )
     canary = litellm_canary.attach(

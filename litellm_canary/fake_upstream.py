@@ -607,6 +607,11 @@ class FakeUpstream:
     ) -> None:
         await asyncio.to_thread(self.stop)
 
+    def deployment(self, model_name: str, deployment_id: str, **litellm_params: Any) -> dict[str, Any]:
+        """A LiteLLM ``model_list`` entry that serves ``model_name`` from this upstream."""
+        params = {"model": "openai/fake", "api_key": "sk-fake", "api_base": self.base_url, **litellm_params}
+        return {"model_name": model_name, "litellm_params": params, "model_info": {"id": deployment_id}}
+
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
         return f"FakeUpstream({self.name!r}, {self.base_url}, {state})"

@@ -49,3 +49,30 @@ class OutcomeWaiter:
                 self._changed.clear()
                 await self._changed.wait()
         return self.outcomes
+
+
+class FakeClock:
+    """An injectable monotonic clock that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def started_upstreams(answers: dict[str, str]) -> dict[str, Any]:
+    """One running FakeUpstream per deployment id, answering the given text."""
+    from litellm_canary.fake_upstream import FakeUpstream
+
+    return {
+        deployment_id: FakeUpstream(deployment_id, answer=answer).start()
+        for deployment_id, answer in answers.items()
+    }
+
+
+def upstream_router(upstreams: dict[str, Any], group: str = "chat", **kwargs: Any) -> Any:
+    """A real Router whose group ``group`` has one deployment per upstream (id = the dict key)."""
+    from litellm.router import Router
+
+    return Router(model_list=[u.deployment(group, d) for d, u in upstreams.items()], **kwargs)

@@ -15,7 +15,7 @@ import litellm_canary
 from litellm_canary import Side
 from litellm_canary.controller import RollbackRecord
 from litellm_canary.fake_upstream import FakeUpstream
-from tests.helpers import OutcomeWaiter, chat_rollout
+from tests.helpers import FakeClock, OutcomeWaiter, chat_rollout, started_upstreams, upstream_router
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 REQUESTS_PER_STEP = 10
@@ -26,40 +26,16 @@ QUIET = {"error_rate": False, "ttft_p99": False, "fast_fail": False, "eval_score
 _users = itertools.count()
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def upstreams() -> AsyncIterator[dict[str, FakeUpstream]]:
-    servers = {
-        "chat-stable": FakeUpstream("stable", answer="stable answer"),
-        "chat-canary": FakeUpstream("canary", answer="canary answer"),
-    }
-    for server in servers.values():
-        server.start()
+    servers = started_upstreams({"chat-stable": "stable answer", "chat-canary": "canary answer"})
     yield servers
     for server in servers.values():
         server.stop()
 
 
 def _router(upstreams: dict[str, FakeUpstream], **kwargs: Any) -> Router:
-    return Router(
-        model_list=[
-            {
-                "model_name": "chat",
-                "litellm_params": {"model": "openai/fake", "api_key": "sk-test", "api_base": server.base_url},
-                "model_info": {"id": deployment_id},
-            }
-            for deployment_id, server in upstreams.items()
-        ],
-        num_retries=0,
-        **{"disable_cooldowns": True, **kwargs},
-    )
+    return upstream_router(upstreams, num_retries=0, **{"disable_cooldowns": True, **kwargs})  # type: ignore[no-any-return]
 
 
 def _attach(router: Router, triggers: dict[str, Any], **kwargs: Any) -> litellm_canary.Canary:

@@ -22,14 +22,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess
     stable = FakeUpstream("stable", answer="stable answer").start()
     canary = FakeUpstream("canary", answer="canary answer").start()
     config = {
-        "model_list": [
-            {
-                "model_name": "chat",
-                "litellm_params": {"model": "openai/fake", "api_key": "sk-x", "api_base": upstream.base_url},
-                "model_info": {"id": deployment_id},
-            }
-            for deployment_id, upstream in (("chat-stable", stable), ("chat-canary", canary))
-        ],
+        "model_list": [stable.deployment("chat", "chat-stable"), canary.deployment("chat", "chat-canary")],
         "litellm_canary": {
             "rollouts": [
                 {

@@ -12,45 +12,27 @@ import litellm_canary
 from litellm_canary import Side
 from litellm_canary.fake_upstream import FakeUpstream
 from litellm_canary.router_hook import Outcome
-from tests.helpers import OutcomeWaiter, chat_rollout
+from tests.helpers import FakeClock, OutcomeWaiter, chat_rollout, started_upstreams, upstream_router
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 async def upstreams() -> AsyncIterator[dict[str, FakeUpstream]]:
-    servers = {
-        "chat-stable": FakeUpstream("stable", answer="stable says hello there"),
-        "canary-1": FakeUpstream("canary-1", answer="canary one says hello there"),
-        "canary-2": FakeUpstream("canary-2", answer="canary two says hello there"),
-    }
-    for server in servers.values():
-        server.start()
+    servers = started_upstreams(
+        {
+            "chat-stable": "stable says hello there",
+            "canary-1": "canary one says hello there",
+            "canary-2": "canary two says hello there",
+        }
+    )
     yield servers
     for server in servers.values():
         server.stop()
 
 
 def _router(upstreams: dict[str, FakeUpstream], **kwargs: Any) -> Router:
-    return Router(
-        model_list=[
-            {
-                "model_name": "chat",
-                "litellm_params": {"model": "openai/fake", "api_key": "sk-test", "api_base": server.base_url},
-                "model_info": {"id": deployment_id},
-            }
-            for deployment_id, server in upstreams.items()
-        ],
-        **kwargs,
-    )
+    return upstream_router(upstreams, **kwargs)  # type: ignore[no-any-return]
 
 
 def _canary(router: Router, clock: FakeClock | None = None, **rollout: Any) -> litellm_canary.Canary:
