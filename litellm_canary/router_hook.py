@@ -113,6 +113,7 @@ class CanaryRouting(CustomRoutingStrategyBase):
         self._registry_version = -1
         self.passthrough = False  # set by detach: every group routed as without the canary
         self.decision_listeners: list[Callable[[str, Decision, str], None]] = []
+        self.pick_errors = 0
 
     # -- LiteLLM entry points --------------------------------------------------------------------
 
@@ -130,7 +131,7 @@ class CanaryRouting(CustomRoutingStrategyBase):
             if isinstance(healthy, Mapping):  # the caller addressed one deployment by id
                 return healthy
             return self._shuffle(healthy, model, request_kwargs)
-        return self.pick(runtime, request_kwargs if request_kwargs is not None else {})
+        return self._guarded_pick(runtime, request_kwargs)
 
     def get_available_deployment(  # type: ignore[override]
         self,
@@ -148,7 +149,7 @@ class CanaryRouting(CustomRoutingStrategyBase):
                 return next(d for d in registry.deployments(owner) if d["model_info"]["id"] == model)
             group = list(registry.deployments(model) or [])
             return self._shuffle(self._without_cooldowns(group), model, request_kwargs)
-        return self.pick(runtime, request_kwargs if request_kwargs is not None else {})
+        return self._guarded_pick(runtime, request_kwargs)
 
     # -- the decision ----------------------------------------------------------------------------
 
@@ -163,11 +164,25 @@ class CanaryRouting(CustomRoutingStrategyBase):
                 runtime = self._runtimes[group]
         return runtime
 
+    def _guarded_pick(self, runtime: RolloutRuntime, request: dict[str, Any] | None) -> Mapping[str, Any]:
+        """``pick``, except that nothing it could raise reaches the request: that goes to stable."""
+        try:
+            return self.pick(runtime, request if request is not None else {})
+        except Exception:
+            self.pick_errors += 1
+            logger.exception("canary decision failed for %r; routing to stable", runtime.config.model_group)
+            deployment = self._deployment_for(runtime, Decision(Side.STABLE, Reason.FLAG_ERROR))
+            assert deployment is not None
+            return deployment
+
     def pick(self, runtime: RolloutRuntime, request: dict[str, Any]) -> Mapping[str, Any]:
         config = runtime.config
         # LiteLLM's own metadata bucket (`litellm_metadata` for the Responses API), never the
         # OpenAI `metadata` that is sent upstream.
-        metadata = request.setdefault(get_metadata_variable_name_from_kwargs(request), {})
+        bucket = get_metadata_variable_name_from_kwargs(request)
+        metadata = request.get(bucket)
+        if not isinstance(metadata, dict):
+            metadata = request[bucket] = {}
         stamps: dict[str, Stamp] = metadata.setdefault(STAMP_KEY, {})
         key = stamp_key(config.model_group, request.get("litellm_trace_id"))
         stamp = stamps.get(key)
@@ -205,7 +220,10 @@ class CanaryRouting(CustomRoutingStrategyBase):
         if session_id is not None:
             runtime.pins.pin_conversation(session_id, decision.side, deployment_id)
         for listener in self.decision_listeners:
-            listener(config.model_group, decision, deployment_id)
+            try:
+                listener(config.model_group, decision, deployment_id)
+            except Exception:  # an observer's bug must not change routing
+                logger.exception("decision listener %r failed", listener)
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attributes(
@@ -243,7 +261,7 @@ class CanaryRouting(CustomRoutingStrategyBase):
         key = targeting_key(
             session_id=session_id,
             user=user,
-            api_key_hash=metadata.get("user_api_key_hash") or metadata.get("user_api_key"),
+            api_key_hash=metadata.get("user_api_key_hash"),
             trace_id=request.get("litellm_trace_id"),
         )
         attributes: dict[str, Any] = {"model_group": metadata.get("model_group") or ""}

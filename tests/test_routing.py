@@ -327,3 +327,22 @@ async def test_a_metadata_dict_reused_across_requests_keeps_them_apart() -> None
     seen = await outcomes.wait(22)
     assert all(o.ok for o in seen)  # no request mistaken for another's retry
     assert canary.status()["groups"]["chat"]["in_flight"] == {"stable": 0, "canary": 0}
+
+
+async def test_a_failing_decision_never_reaches_the_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    router = _router()
+    canary = _attach(router)
+    canary.set_side("chat", "canary")
+
+    def broken_listener(group: str, decision: Decision, deployment_id: str) -> None:
+        raise RuntimeError("a listener bug")
+
+    canary.on_decision(broken_listener)  # an observer's bug changes nothing
+    assert await _answers(router, 2) == {"canary": 2}
+
+    def broken_open(side: Side, deployment_id: str) -> None:
+        raise RuntimeError("an internal bug")
+
+    monkeypatch.setattr(canary.runtimes["chat"].pins, "open", broken_open)
+    assert await _answers(router, 2) == {"stable": 2}  # an internal failure routes to stable
+    assert canary._routing.pick_errors == 2
