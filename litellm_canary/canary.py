@@ -161,6 +161,7 @@ class Canary:
         return {
             "groups": groups,
             "flag_errors": dict(self.flags.errors),
+            "decision_errors": self._routing.pick_errors,
             "flag_variants": dict(self.flags.variants),
         }
 
