@@ -91,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     rules.add_argument("--config", required=True, help="canary config (YAML or JSON)")
     rules.add_argument("--time-scale", type=float, default=1.0, help="divide every window by this (drills)")
     rules.add_argument("--interval", type=float, help="rule group evaluation interval, seconds")
+    rules.add_argument(
+        "--scrape-interval",
+        type=float,
+        help="Prometheus scrape interval, seconds: refuse windows too short for it",
+    )
     rules.add_argument("--alertmanager", action="store_true", help="print the Alertmanager route instead")
     rules.add_argument("--webhook-url", help="the gateway's POST /alertmanager URL (with --alertmanager)")
     rules.add_argument("--token-file", help="file holding the webhook's bearer token (with --alertmanager)")
@@ -111,7 +116,15 @@ def _rules(args: argparse.Namespace) -> str:
         raise CliError(f"--time-scale must be > 0, got {args.time_scale}")
     if args.interval is not None and not args.interval > 0:
         raise CliError(f"--interval must be > 0, got {args.interval}")
-    return prometheus_rules(config, time_scale=args.time_scale, interval_s=args.interval)
+    try:
+        return prometheus_rules(
+            config,
+            time_scale=args.time_scale,
+            interval_s=args.interval,
+            scrape_interval_s=args.scrape_interval,
+        )
+    except ValueError as error:
+        raise CliError(str(error)) from None
 
 
 def _serve(config_path: str, host: str | None, port: int | None) -> None:

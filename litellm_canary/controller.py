@@ -138,6 +138,7 @@ class RollbackController:
     ) -> RollbackRecord:
         """Force ``model_group`` to stable now; idempotent (a repeat returns the first record, marked)."""
         decided = self._clock()
+        decided_wall = self._wall_clock()
         if kind not in _KINDS:
             raise ValueError(f"rollback kind must be one of {_KINDS}, got {kind!r}")
         runtime = self.runtime(model_group)
@@ -155,7 +156,7 @@ class RollbackController:
             kind=kind,
             reason=reason,
             cause=cause,
-            decided_at=_iso(self._wall_clock()),
+            decided_at=_iso(decided_wall),
             decided_mono=decided,
             latched_mono=latched,
             in_flight_at_flip={

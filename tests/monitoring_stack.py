@@ -34,6 +34,7 @@ Also here, shared by ``tests/test_alert_path.py`` and ``benchmarks/alert_path.py
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -74,15 +75,16 @@ def wait_until(
 ) -> T:
     """Poll ``predicate`` every ``interval`` s until it returns a truthy value, and return that value.
 
-    Raises ``TimeoutError`` naming ``what`` (and the last exception the predicate raised, if any) when
-    ``timeout`` s pass first. Exceptions of the predicate count as "not yet".
+    Raises ``TimeoutError`` naming ``what`` (and the last HTTP error, if any) when ``timeout`` s pass
+    first. HTTP and OS errors of the predicate (a server still starting) count as "not yet"; any other
+    exception (say, a daemon that died) propagates at once.
     """
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while True:
         try:
             value = predicate()
-        except Exception as error:  # e.g. connection refused while a server starts
+        except (httpx.HTTPError, OSError) as error:  # e.g. connection refused while a server starts
             value, last_error = None, error
         if value:
             return value
@@ -280,7 +282,7 @@ class MonitoringStack:
                 ],
             )
             for daemon, url in ((am, self.alertmanager_url), (prom, self.prometheus_url)):
-                wait_until(lambda d=daemon, u=url: self._ready(d, u), timeout, what=f"{daemon.name} ready")
+                wait_until(functools.partial(self._ready, daemon, url), timeout, what=f"{daemon.name} ready")
         except BaseException:
             self.stop()
             raise

@@ -109,3 +109,10 @@ def test_rules_refuses_bad_arguments(tmp_path: Path) -> None:
     )
     assert bad_url.returncode == 2 and "http(s) URL" in bad_url.stderr
     assert "--time-scale must be > 0" in _run("rules", "--config", config, "--time-scale", "0").stderr
+
+
+def test_rules_refuse_a_window_shorter_than_two_scrapes(tmp_path: Path) -> None:
+    config = str(_config(tmp_path, tmp_path / "flags.json"))
+    result = _run("rules", "--config", config, "--time-scale", "30", "--scrape-interval", "1")
+    assert result.returncode == 2 and "shorter than two scrape intervals" in result.stderr
+    assert _run("rules", "--config", config, "--time-scale", "2", "--scrape-interval", "1").returncode == 0
