@@ -20,7 +20,12 @@ Scenarios, each with ``--runs`` canaries (default 1000) and a fixed seed:
 
 Pure Python (``random``; numpy is not a dependency). ``--quick``: 100 runs over 12 h.
 
+With ``--sources N`` each test runs at ``alpha / N``, as the eval pipeline does when N score series
+(sampled traffic, golden set, feedback) are configured: the false-rollback bound per series is then
+``alpha / N`` and the detection delay of one series grows a little.
+
     python benchmarks/eval_sequential.py [--json] [--quick] [--runs N] [--hours H] [--per-minute N]
+                                         [--sources N]
 """
 
 from __future__ import annotations
@@ -83,7 +88,8 @@ def scenario(
     name: str, stable: Draw, canary: Draw, args: argparse.Namespace, seed: int
 ) -> tuple[dict[str, Any], list[int | None]]:
     rng = random.Random(seed)
-    test = SequentialEvalTest(args.max_drop, args.alpha, args.min_samples)
+    # The eval pipeline runs one test per score source at alpha / sources (union bound).
+    test = SequentialEvalTest(args.max_drop, args.alpha / args.sources, args.min_samples)
     minutes = round(args.hours * 60)
     started = time.perf_counter()
     outcomes = [run_one(test, stable, canary, rng, minutes, args.per_minute) for _ in range(args.runs)]
@@ -111,13 +117,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-samples", type=int, default=30)
     parser.add_argument("--drop", type=float, default=0.10, help="true relative drop of the canary mean")
     parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument(
+        "--sources",
+        type=int,
+        default=1,
+        help="score series judged side by side (traffic, golden, feedback): each test runs at alpha / N",
+    )
     args = parser.parse_args(argv)
     if args.runs is None:
         args.runs = 100 if args.quick else 1000
     if args.hours is None:
         args.hours = 12.0 if args.quick else 48.0
-    if args.runs < 1 or args.hours <= 0 or args.per_minute < 1:
-        parser.error("--runs, --hours and --per-minute must be positive")
+    if args.runs < 1 or args.hours <= 0 or args.per_minute < 1 or args.sources < 1:
+        parser.error("--runs, --hours, --per-minute and --sources must be positive")
 
     started = time.perf_counter()
     keep = 1.0 - args.drop
@@ -140,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         "false_rollbacks": false_rollbacks,
         "false_rollback_rate": false_rollbacks / aa_runs,
         "alpha": args.alpha,
+        "sources": args.sources,
+        "alpha_each": args.alpha / args.sources,
         "within_alpha": false_rollbacks <= args.alpha * aa_runs,
         "true_drop": args.drop,
         "true_drop_runs": len(drop_outcomes),

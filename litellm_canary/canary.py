@@ -19,9 +19,11 @@ import litellm
 from openfeature import api
 
 from litellm_canary.autorollback import AutoRollback
+from litellm_canary.broadcast import install_broadcast
 from litellm_canary.config import CanaryConfig, ConfigError, parse_config, validate_against_deployments
 from litellm_canary.controller import RollbackController, RollbackKind, RolloutRuntime, UnknownModelGroup
 from litellm_canary.decision import Decision, Side
+from litellm_canary.eval_sampling import EvalPipeline
 from litellm_canary.flags import (
     FlagdFileStore,
     FlagReader,
@@ -30,9 +32,12 @@ from litellm_canary.flags import (
     MemoryFlagStore,
     flagd_file_provider,
 )
+from litellm_canary.followup import install_followup
+from litellm_canary.lifecycle import Lifecycle
 from litellm_canary.outcomes import Outcome, OutcomeRecorder
 from litellm_canary.pins import RolloutPins
 from litellm_canary.router_hook import CanaryCallbacks, CanaryRouting
+from litellm_canary.triggers import EvalScores
 
 logger = logging.getLogger("litellm_canary")
 
@@ -49,6 +54,7 @@ class Canary:
         *,
         clock: Callable[[], float] = time.monotonic,
         background: bool = True,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = parse_config(config)
         self._router = router
@@ -70,6 +76,7 @@ class Canary:
             for rollout in self.config.rollouts
         }
         self.outcomes = OutcomeRecorder()
+        self.evals = EvalPipeline(self.config, self.runtimes, router)  # loads scorers: may raise
         self.store = self._install_flag_store()
         self.flags = FlagReader(self.config.openfeature_domain, clock=clock)
         self.controller = RollbackController(self.runtimes, self.store, clock=clock)
@@ -82,12 +89,24 @@ class Canary:
             cooling_down=self._routing.canary_cooldowns,
         )
         self.outcomes.add_listener(self.auto_rollback.record)
+        self.evals.use_monitors(self.auto_rollback.monitors)
         self._callbacks = CanaryCallbacks(self.runtimes, self.outcomes.record)
+        self._callbacks.success_listeners.append(self.evals.offer)
+        # canary window + promotion, keep-warm prober, user feedback
+        self.lifecycle = Lifecycle(
+            self, router, self._callbacks.success_listeners, clock=clock, wall_clock=wall_clock
+        )
+        self.lifecycle.feedback.add_listener(self.evals.on_feedback)  # evals.feedback: a series
+        self.broadcast = install_broadcast(self)  # reads the replicas' latch state before routing
+        # incidents, post-rollback verification, the last drill
+        self.followup = install_followup(self, clock=clock, wall_clock=wall_clock, auto=background)
         router.register_plugin(self._routing)
         litellm.logging_callback_manager.add_litellm_callback(self._callbacks)
         self._attached = True
         if background:
             self.auto_rollback.start()
+            self.evals.start()
+            self.lifecycle.start()
 
     # -- operations ------------------------------------------------------------------------------
 
@@ -102,12 +121,14 @@ class Canary:
         """Send ``model_group`` to stable now (a local latch, then the flag store). Idempotent."""
         return self.controller.rollback(model_group, reason, kind=kind, cause=cause).as_dict()
 
-    def rearm(self, model_group: str) -> bool:
-        """Release the rollback latch; the flag decides again. Returns False if it was not latched."""
-        rearmed = self.controller.rearm(model_group)
+    def rearm(self, model_group: str, *, origin: str | None = None) -> bool:
+        """Release the rollback latch; the flag decides again. Returns False if it was not latched.
+        ``origin`` is set by the broadcast when another replica re-armed."""
+        rearmed = self.controller.rearm(model_group, origin=origin)
         if rearmed:
             self.outcomes.clear(model_group)
             self.auto_rollback.rearmed(model_group)
+            self.evals.rearmed(model_group)
         return rearmed
 
     def set_canary_percent(self, model_group: str, percent: float) -> None:
@@ -125,6 +146,31 @@ class Canary:
         if self.store is None:
             raise ConfigError("set_side needs a flag_store in the canary config")
         self.store.set_side(runtime.config.flag_key, Side(side))
+
+    def promote(self, model_group: str, *, force: bool = False) -> dict[str, Any]:
+        """Serve the canary to everybody for good and close the window (:mod:`litellm_canary.window`).
+
+        Raises ``PromoteRefused`` while the group is rolled back, or before its window has ended
+        unless ``force``."""
+        runtime = self.controller.runtime(model_group)
+        if self.store is None:
+            raise ConfigError("promote needs a flag_store in the canary config")
+        self.lifecycle.windows.promote(self.store, model_group, rolled_back=runtime.rolled_back, force=force)
+        view = self.lifecycle.windows.view(model_group, rolled_back=runtime.rolled_back)
+        assert view is not None
+        return view
+
+    def record_feedback(self, response_id: str, score: float) -> dict[str, Any]:
+        """Record a user's ``score`` (0..1) for a served response, on the side that served it.
+
+        Raises ``UnknownResponse`` (a ``KeyError``) for an unknown or expired id, ``ValueError``
+        for a score outside 0..1."""
+        return self.lifecycle.feedback.record(response_id, score)
+
+    def feedback_scores(self, model_group: str) -> EvalScores | None:
+        """User feedback per side as an ``eval_score`` series (``source="feedback"``)."""
+        self.controller.runtime(model_group)
+        return self.lifecycle.feedback.scores(model_group)
 
     def on_outcome(self, listener: Callable[[Outcome], None]) -> None:
         """Call ``listener`` with every attempt's outcome (off the request path)."""
@@ -156,13 +202,19 @@ class Canary:
                     "last_error": runtime.flag_write_error,
                 },
                 "triggers": self.auto_rollback.status(group),
-                "last_rollback": None if last is None else last.as_dict(),
+                "evals": self.evals.status(group),
+                **self.lifecycle.status(group),  # window, keep_warm, feedback
+                "last_rollback": None
+                if last is None
+                else {**last.as_dict(), **(self.followup.status(group) or {})},
+                "drill": self.followup.drill(group),
             }
         return {
             "groups": groups,
             "flag_errors": dict(self.flags.errors),
             "decision_errors": self._routing.pick_errors,
             "flag_variants": dict(self.flags.variants),
+            "broadcast": self.broadcast.status() if self.broadcast else None,
         }
 
     async def drained(self, model_group: str, timeout: float | None = None) -> bool:
@@ -209,6 +261,11 @@ class Canary:
         )
         litellm.logging_callback_manager.remove_callback_from_all_lists(self._callbacks)
         self.auto_rollback.stop()
+        self.evals.stop()
+        self.lifecycle.stop()
+        if self.broadcast is not None:
+            self.broadcast.stop()
+        self.followup.stop()
         self.controller.close()
 
     # -- internals -------------------------------------------------------------------------------
@@ -262,13 +319,14 @@ def attach(
     *,
     clock: Callable[[], float] = time.monotonic,
     background: bool = True,
+    wall_clock: Callable[[], float] = time.time,
 ) -> Canary:
     """Attach a canary to ``router``: from the next request on, managed groups follow their flag.
 
     ``clock`` (monotonic seconds) drives every window and deadline; with ``background=False`` no
     trigger-evaluation thread is started and the caller steps ``canary.auto_rollback.evaluate()``.
     """
-    return Canary(router, config, clock=clock, background=background)
+    return Canary(router, config, clock=clock, background=background, wall_clock=wall_clock)
 
 
 __all__ += ["ConfigError", "UnknownModelGroup"]

@@ -4,8 +4,13 @@ Subcommands:
 
 * ``status --config FILE``: each rollout of the config and what its flag store says now.
 * ``serve --config FILE``: a standalone gateway (Router + canary + webhook/admin + metrics).
+* ``promote --config FILE --group G [--force]``: serve the canary for good and close its window
+  (refused, exit status 3, while the group is rolled back or its window is still open).
 * ``rules --config FILE``: the Prometheus rule file implementing the config's triggers;
   ``--alertmanager --webhook-url URL --token-file F`` prints the matching Alertmanager config.
+* ``incidents list|show|annotate`` and ``drill``: see :mod:`litellm_canary.incident_cli`.
+* ``rollback``/``rearm --group G (--url URL | --config FILE)``: see :mod:`litellm_canary.operator_cli`
+  (exit status 1 when the operation failed on the way).
 
 Every error from outside (a missing file, an invalid config, an unreadable flag file) is one line on
 stderr naming the problem, with exit status 2.
@@ -19,8 +24,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from litellm_canary import incident_cli, operator_cli
 from litellm_canary.config import CanaryConfig, ConfigError, load_config_file
 from litellm_canary.flags import FlagdFileStore
+
+PROMOTE_REFUSED = 3  # exit status of a refused promotion (rolled back, window still open)
 
 
 class CliError(Exception):
@@ -97,8 +105,15 @@ def _parser() -> argparse.ArgumentParser:
         help="Prometheus scrape interval, seconds: refuse windows too short for it",
     )
     rules.add_argument("--alertmanager", action="store_true", help="print the Alertmanager route instead")
+    promote = commands.add_parser("promote", help="serve the canary to everybody for good; close the window")
+    promote.add_argument("--config", required=True, help="canary config with a flagd_file flag store")
+    promote.add_argument("--group", required=True, help="the model group to promote")
+    promote.add_argument("--force", action="store_true", help="promote before the canary window has ended")
+    promote.add_argument("--json", action="store_true", help="print one JSON object")
     rules.add_argument("--webhook-url", help="the gateway's POST /alertmanager URL (with --alertmanager)")
     rules.add_argument("--token-file", help="file holding the webhook's bearer token (with --alertmanager)")
+    operator_cli.add_commands(commands)
+    incident_cli.add_commands(commands)
     return parser
 
 
@@ -144,6 +159,21 @@ def _serve(config_path: str, host: str | None, port: int | None) -> None:
     uvicorn.run(app, host=host or config.gateway.host, port=config.gateway.port if port is None else port)
 
 
+def _promote(args: argparse.Namespace) -> int:
+    from litellm_canary.window import PromoteRefused, promote_from_config
+
+    try:
+        result = promote_from_config(load_config_file(args.config), args.group, force=args.force)
+    except PromoteRefused as error:
+        print(f"litellm-canary: promote refused: {error}", file=sys.stderr)
+        return PROMOTE_REFUSED
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['model_group']}: promoted, flag {result['flag_key']!r} serves canary to everybody")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -157,6 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(_rules(args), end="")
         elif args.command == "serve":
             _serve(args.config, args.host, args.port)
+        elif args.command == "promote":
+            return _promote(args)
+        elif args.command in ("rollback", "rearm"):
+            return operator_cli.run(args)
+        elif args.command in ("incidents", "drill"):
+            return incident_cli.run(args)
     except (ConfigError, CliError) as error:
         print(f"litellm-canary: {error}", file=sys.stderr)
         return 2

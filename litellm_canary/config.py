@@ -75,6 +75,64 @@ class CooldownTrigger(_Rule):
     """Every canary deployment is in LiteLLM cooldown: LiteLLM itself has stopped trusting it."""
 
 
+class KeepWarmConfig(_Strict):
+    """Probe each stable deployment while stable gets too little traffic (:mod:`litellm_canary.keepwarm`)."""
+
+    floor: float = Field(0.05, ge=0, le=1, description="probe while stable's share of traffic is below this")
+    share_window_s: float = Field(300.0, gt=0, description="the recent window the share is measured over")
+    interval_s: float = Field(30.0, gt=0, description="time between probe rounds")
+    prompt: str = Field("ping", min_length=1, max_length=10_000)
+    timeout_s: float = Field(10.0, gt=0, le=600)
+
+
+class FeedbackConfig(_Strict):
+    """User feedback on served responses (:mod:`litellm_canary.feedback`)."""
+
+    max_responses: int = Field(100_000, ge=1, description="recent response ids remembered for feedback")
+    ttl_s: float = Field(24 * 3600.0, gt=0, description="how long a response can still receive feedback")
+
+
+class BuiltinScorer(_Strict):
+    """A built-in scorer by name (see :mod:`litellm_canary.evals`) with its arguments."""
+
+    builtin: Literal["exact", "regex", "json_schema", "reference_similarity"]
+    pattern: str | None = None
+    reference: str | None = None
+    json_schema: dict[str, Any] | None = Field(None, alias="schema")
+    case_sensitive: bool = True
+
+    @model_validator(mode="after")
+    def _has_its_argument(self) -> BuiltinScorer:
+        needs = {"exact": "reference", "regex": "pattern", "json_schema": "json_schema"}
+        needs["reference_similarity"] = "reference"
+        field = needs[self.builtin]
+        if getattr(self, field) is None:
+            raise ValueError(f"builtin scorer {self.builtin!r} needs {field.replace('json_', '')!r}")
+        return self
+
+
+class EvalsConfig(_Strict):
+    """Eval scores of a rollout (:mod:`litellm_canary.eval_sampling`, :mod:`litellm_canary.golden`)."""
+
+    scorer: str | BuiltinScorer | None = Field(
+        None, description="dotted path 'package.module:attr', or {'builtin': name, ...args}"
+    )
+    sample_rate: float = Field(0.1, ge=0, le=1, description="fraction of real responses scored")
+    queue_size: int = Field(1000, ge=1, description="samples waiting to be scored; more are dropped")
+    score_timeout_s: float = Field(30.0, gt=0)
+    golden_set: Path | None = None
+    golden_interval_s: float = Field(300.0, gt=0)
+    golden_max_tokens: int | None = Field(None, ge=1)
+    golden_timeout_s: float = Field(30.0, gt=0)
+    feedback: bool = Field(False, description="user feedback feeds the eval_score rule as its own series")
+
+    @model_validator(mode="after")
+    def _scores_something(self) -> EvalsConfig:
+        if self.scorer is None and self.golden_set is None and not self.feedback:
+            raise ValueError("evals needs a 'scorer' (sampled traffic), a 'golden_set' or 'feedback: true'")
+        return self
+
+
 def _rule_or_disabled(value: object) -> object:
     # `"fast_fail": false` (or null) disables a rule; `true` enables it with its defaults.
     if value is False or value is None:
@@ -105,6 +163,12 @@ class Rollout(_Strict):
     flag_key: str = Field(min_length=1)
     conversation_drain_s: float = Field(0.0, ge=0)
     triggers: Triggers = Triggers()
+    evals: EvalsConfig | None = None
+    verify_within_s: float = Field(
+        180.0, gt=0, description="post-rollback verification reports its verdict within this long"
+    )
+    window_h: float = Field(48.0, gt=0, description="length of the canary window, hours (fractions allowed)")
+    keep_warm: KeepWarmConfig | None = None
 
     @field_validator("stable", "canary")
     @classmethod
@@ -152,10 +216,64 @@ class FlagStoreConfig(_Strict):
         return self
 
 
+class BroadcastConfig(_Strict):
+    """A Redis pub/sub broadcast of the rollback latch between replicas (:mod:`litellm_canary.broadcast`)."""
+
+    kind: Literal["redis"]
+    url: str = "redis://127.0.0.1:6379/0"
+    channel: str = Field("litellm-canary", min_length=1, pattern=r"^[^\s*?\[\]]+$")
+    replica_id: str | None = Field(None, min_length=1, description="default: host:pid:random")
+    connect_timeout_s: float = Field(1.0, gt=0, le=60)
+    reconnect_max_s: float = Field(5.0, gt=0, le=300, description="longest wait between reconnects")
+
+    @field_validator("url")
+    @classmethod
+    def _is_redis_url(cls, url: str) -> str:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return url
+
+
+class IncidentsConfig(_Strict):
+    """Where every rollback's incident record goes (:mod:`litellm_canary.incidents`)."""
+
+    dir: Path
+    drill_overdue_days: float = Field(90.0, gt=0, description="status() flags drill_overdue after this")
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _not_blank(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must be a directory path, got a blank string")
+        return value
+
+    @field_validator("dir")
+    @classmethod
+    def _not_a_file(cls, path: Path) -> Path:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{path} exists and is not a directory")
+        return path
+
+
+class ProxySettings(_Strict):
+    """Settings read only inside the LiteLLM proxy (:mod:`litellm_canary.proxy`)."""
+
+    mount_path: str = Field("/litellm-canary", pattern=r"^/[A-Za-z0-9._~/-]*[A-Za-z0-9._~-]$")
+    side_header: str = Field("x-litellm-canary-side", pattern=r"^[A-Za-z0-9-]+$")
+    side_override_keys: tuple[str, ...] = Field(
+        (),
+        description="API keys allowed to force a side: key aliases, sha256 hex digests of keys, or "
+        "'litellm_proxy_master_key' for the proxy's master key",
+    )
+    metrics_auth: bool = Field(False, description="require the admin bearer token for the metrics path")
+
+
 class CanaryConfig(_Strict):
     rollouts: tuple[Rollout, ...] = Field(min_length=1)
+    incidents: IncidentsConfig | None = None
     openfeature_domain: str | None = None
     flag_store: FlagStoreConfig | None = None
+    broadcast: BroadcastConfig | None = None
     max_attempt_s: float = Field(
         900.0, gt=0, description="an attempt with no outcome after this long is counted as ended"
     )
@@ -164,6 +282,8 @@ class CanaryConfig(_Strict):
     )
     conversation_pin_ttl_s: float = Field(3600.0, gt=0)
     max_conversation_pins: int = Field(100_000, ge=1)
+    feedback: FeedbackConfig = FeedbackConfig()
+    proxy: ProxySettings = ProxySettings()
 
     @model_validator(mode="after")
     def _groups_and_flags_are_unique(self) -> CanaryConfig:

@@ -24,6 +24,7 @@ from litellm_canary.config import Rollout
 from litellm_canary.decision import Side
 from litellm_canary.flags import FlagStore
 from litellm_canary.pins import InFlightAtFlip, RolloutPins
+from litellm_canary.redact import scrub, scrub_value
 
 logger = logging.getLogger("litellm_canary.controller")
 _tracer = trace.get_tracer("litellm_canary")
@@ -60,6 +61,9 @@ class RollbackRecord:
     flag_written_mono: float | None = None
     flag_error: str | None = None
     repeated: bool = False  # the group was already rolled back; nothing changed
+    origin: str | None = None  # None: decided in this process; else the replica it was broadcast from
+    # Stable deployments whose last keep-warm probe had failed when the rollback was decided.
+    stable_unhealthy_at_rollback: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +81,8 @@ class RollbackRecord:
             "in_flight_at_flip": dict(self.in_flight_at_flip),
             "canary_attempts": self.canary_attempts.as_dict(),
             "repeated": self.repeated,
+            "origin": self.origin,
+            "stable_unhealthy_at_rollback": list(self.stable_unhealthy_at_rollback),
         }
 
 
@@ -115,7 +121,10 @@ class RollbackController:
         self._retry_max_s = retry_max_s
         self._lock = threading.Lock()
         self._listeners: list[Callable[[RollbackRecord], None]] = []
+        self._rearm_listeners: list[Callable[[str, str | None], None]] = []
         self._closed = threading.Event()
+        # Which stable deployments are known unhealthy (set by the keep-warm prober).
+        self.unhealthy_stable: Callable[[str], list[str]] = lambda model_group: []
 
     def runtime(self, model_group: str) -> RolloutRuntime:
         try:
@@ -128,6 +137,10 @@ class RollbackController:
     def on_rollback(self, listener: Callable[[RollbackRecord], None]) -> None:
         self._listeners.append(listener)
 
+    def on_rearm(self, listener: Callable[[str, str | None], None]) -> None:
+        """Call ``listener(model_group, origin)`` after every re-arm that released a latch."""
+        self._rearm_listeners.append(listener)
+
     def rollback(
         self,
         model_group: str,
@@ -135,8 +148,13 @@ class RollbackController:
         *,
         kind: RollbackKind = "manual",
         cause: Mapping[str, Any] | None = None,
+        origin: str | None = None,
     ) -> RollbackRecord:
-        """Force ``model_group`` to stable now; idempotent (a repeat returns the first record, marked)."""
+        """Force ``model_group`` to stable now; idempotent (a repeat returns the first record, marked).
+
+        ``origin`` names the replica a broadcast rollback came from: such a rollback only latches;
+        the flag store is written by the process where the rollback was decided.
+        """
         decided = self._clock()
         decided_wall = self._wall_clock()
         if kind not in _KINDS:
@@ -164,15 +182,19 @@ class RollbackController:
                 Side.STABLE.value: runtime.pins.in_flight(Side.STABLE),
             },
             canary_attempts=canary_attempts,
-            flag_store=self._store.describe() if self._store else None,
+            flag_store=self._store.describe() if self._store and origin is None else None,
+            origin=origin,
+            stable_unhealthy_at_rollback=self._unhealthy_stable(model_group),
         )
         runtime.last_rollback = record
-        self._write_flag(runtime, record)
+        if origin is None:
+            self._write_flag(runtime, record)
         self._emit(record)
         return record
 
-    def rearm(self, model_group: str) -> bool:
-        """Release the latch; returns False when the group was not rolled back."""
+    def rearm(self, model_group: str, *, origin: str | None = None) -> bool:
+        """Release the latch; returns False when the group was not rolled back. ``origin``: as for
+        :meth:`rollback`, the replica a broadcast re-arm came from."""
         runtime = self.runtime(model_group)
         with self._lock:
             if not runtime.rolled_back:
@@ -181,11 +203,23 @@ class RollbackController:
             runtime.rolled_back = False
             runtime.flag_write_pending = False
             runtime.pins.rearm()
-        logger.info("canary rollout %r re-armed", model_group)
+        logger.info("canary rollout %r re-armed%s", model_group, f" (from {origin})" if origin else "")
+        for listener in self._rearm_listeners:
+            try:
+                listener(model_group, origin)
+            except Exception:
+                logger.exception("rearm listener %r failed", listener)
         return True
 
     def close(self) -> None:
         self._closed.set()
+
+    def _unhealthy_stable(self, model_group: str) -> list[str]:
+        try:
+            return list(self.unhealthy_stable(model_group))
+        except Exception:  # never let a health lookup stop a rollback
+            logger.exception("stable health lookup failed for %r", model_group)
+            return []
 
     # -- flag store ------------------------------------------------------------------------------
 
@@ -239,22 +273,28 @@ class RollbackController:
     # -- events ----------------------------------------------------------------------------------
 
     def _emit(self, record: RollbackRecord) -> None:
-        event = record.as_dict()
+        # The reason and cause come from outside (an operator, an alert's annotations): scrub any
+        # secret before it reaches a log record or a span.
+        reason = scrub(record.reason)
+        event = {**record.as_dict(), "reason": reason, "cause": scrub_value(record.as_dict()["cause"])}
         logger.warning(
-            "canary rollback of %r (%s): %s",
+            "canary rollback of %r (%s%s): %s",
             record.model_group,
             record.kind,
-            record.reason,
+            f", broadcast from {record.origin}" if record.origin else "",
+            reason,
             extra={"litellm_canary_rollback": event},
         )
         attributes: dict[str, str | int | float | bool] = {
             "litellm_canary.model_group": record.model_group,
             "litellm_canary.kind": record.kind,
-            "litellm_canary.reason": record.reason,
+            "litellm_canary.reason": reason,
             "litellm_canary.in_flight_canary": record.in_flight_at_flip[Side.CANARY.value],
         }
         for key, value in (record.cause or {}).items():
-            if isinstance(value, str | int | float | bool):
+            if isinstance(value, str):
+                attributes[f"litellm_canary.cause.{key}"] = scrub(value)
+            elif isinstance(value, int | float | bool):
                 attributes[f"litellm_canary.cause.{key}"] = value
         with _tracer.start_as_current_span("litellm_canary.rollback", attributes=attributes) as span:
             span.add_event("rollback", attributes=attributes)

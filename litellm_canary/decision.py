@@ -27,6 +27,7 @@ class Reason(StrEnum):
     PINNED = "pinned"
     DRAINING = "draining"
     ROLLED_BACK = "rolled_back"
+    FORCED = "forced"  # an allow-listed caller asked for a side (see litellm_canary.proxy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ def decide(
     flag_side: Side | None,
     pin: Pin | None = None,
     drain_open: bool = False,
+    forced: Side | None = None,
 ) -> Decision:
     """Choose the side for one attempt.
 
@@ -60,8 +62,13 @@ def decide(
     may also be left ``None`` when ``rolled_back`` since the flag is then not consulted). A pin keeps
     its side while that side serves the request: stable always serves; the canary serves while the
     rollout is not rolled back and the flag gives this request to the canary. After a rollback only a
-    conversation pin may stay on the canary, and only while its drain window is open.
+    conversation pin may stay on the canary, and only while its drain window is open. ``forced`` (a
+    side an allow-listed caller asked for) wins over flag and pins, except that a forced canary never
+    outranks the rollback latch.
     """
+    if forced is Side.STABLE or (forced is Side.CANARY and not rolled_back):
+        keep = pin.deployment_id if pin is not None and pin.side is forced else None
+        return Decision(forced, Reason.FORCED, keep)
     if pin is not None:
         if pin.side is Side.STABLE:
             return Decision(Side.STABLE, Reason.PINNED, pin.deployment_id)

@@ -262,7 +262,25 @@ class FlagdFileStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock", timeout=10):
             document = self.read()
-            document["flags"][flag_key] = dict(definition)
+            new = dict(definition)
+            # The flag's metadata (e.g. the canary window, see litellm_canary.window) outlives a re-write.
+            old_metadata = (document["flags"].get(flag_key) or {}).get("metadata")
+            if "metadata" not in new and old_metadata:
+                new["metadata"] = old_metadata
+            document["flags"][flag_key] = new
+            self._replace(json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+    def update_metadata(self, flag_key: str, changes: Mapping[str, float | int | str | bool | None]) -> None:
+        """Set (or, for ``None``, remove) keys of a flag's ``metadata``; the flag must exist."""
+        from filelock import FileLock
+
+        with FileLock(str(self.path) + ".lock", timeout=10):
+            document = self.read()
+            flag = document["flags"].get(flag_key)
+            if not isinstance(flag, dict):
+                raise KeyError(f"flag {flag_key!r} is not in {self.path}")
+            metadata = {**(flag.get("metadata") or {}), **changes}
+            flag["metadata"] = {key: value for key, value in metadata.items() if value is not None}
             self._replace(json.dumps(document, indent=2, sort_keys=True) + "\n")
 
     def _replace(self, text: str) -> None:

@@ -41,6 +41,7 @@ from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 
 from litellm_canary.decision import Decision, Reason, Side
+from litellm_canary.redact import scrub
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary
@@ -80,42 +81,7 @@ _SENSITIVE_KEY_RE = re.compile(
     r"(?i)(api[_-]?key|secret|token|passw|authori[sz]ation|bearer|cookie|header|credential|"
     r"prompt|message|content|^key$|_key$)"
 )
-_MAX_STRING = 500
 _MAX_LIST = 50
-REDACTED = "[REDACTED]"
-
-_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\bbearer\s+[^\s,;\"']+"), "Bearer " + REDACTED),
-    (re.compile(r"(?i)\bbasic\s+[A-Za-z0-9+/=]{8,}"), "Basic " + REDACTED),
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), REDACTED),
-    (
-        re.compile(
-            r"(?i)\b(api[_-]?key|access[_-]?token|token|secret|password|passwd|authorization|x-api-key)"
-            r"(\s*[=:]\s*)[^\s&,;\"']+"
-        ),
-        r"\1\2" + REDACTED,
-    ),
-    (re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]*)?"), REDACTED),  # JWT
-    (re.compile(r"\b[0-9a-fA-F]{32,}\b"), REDACTED),  # long hex
-    # long base64 / base64url runs with both letters and digits (a word or a path has no 32-char run
-    # like that; a key or token does)
-    (
-        re.compile(
-            r"(?<![A-Za-z0-9+/_\-])(?=[A-Za-z0-9+/_\-]*\d)(?=[A-Za-z0-9+/_\-]*[A-Za-z])"
-            r"[A-Za-z0-9+/_\-]{32,}={0,2}"
-        ),
-        REDACTED,
-    ),
-)
-
-
-def scrub(text: str) -> str:
-    """``text`` with anything that looks like a secret replaced by ``[REDACTED]`` (and capped in length)."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    if len(text) > _MAX_STRING:
-        text = text[:_MAX_STRING] + "…"
-    return text
 
 
 def _safe_value(value: Any, depth: int = 0) -> Any:
@@ -206,6 +172,7 @@ class Incident(_Model):
     flag_error: str | None = None
     traffic: Traffic = Field(default_factory=Traffic)
     verification: dict[str, Any] | None = None
+    drill: dict[str, Any] | None = None  # a drill's measurements and whether it met the standards
     picture: str | None = None  # file name of the timeline PNG, next to the incident
     picture_note: str | None = None  # why there is no picture
     actual_cause: str = ""
@@ -394,11 +361,17 @@ def render_markdown(incident: Incident) -> str:
         + (", ".join(f"{k} {v}" for k, v in attempts.items()) if attempts else "—"),
     ]
     lines += ["", "## Verification", ""]
+    if incident.verification and incident.verification.get("restored_service") is False:
+        note = incident.verification.get("note") or "The rollback did not restore service."
+        lines += [f"**{_cell(note)}**", ""]
     if incident.verification:
         lines += ["| check | result |", "|---|---|"]
         lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in sorted(incident.verification.items())]
     else:
         lines += ["_Not verified yet._"]
+    if incident.drill:
+        lines += ["", "## Drill", "", "| measure | value |", "|---|---|"]
+        lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in sorted(incident.drill.items())]
     lines += ["", "## Actual cause", "", incident.actual_cause or "_To be filled in (`annotate`)._"]
     lines += ["", "## What would change", "", incident.what_would_change or "_To be filled in (`annotate`)._"]
     return "\n".join(lines) + "\n"
@@ -629,14 +602,19 @@ class IncidentRecorder:
         entry = self._open.get(model_group)
         return None if entry is None else entry[0]
 
+    def incident_for(self, record: RollbackRecord) -> str | None:
+        """The id of the incident this recorder wrote for ``record`` (``None``: it wrote none)."""
+        entry = self._open.get(record.model_group)
+        return entry[0] if entry is not None and entry[1] is record else None
+
     def _on_decision(self, model_group: str, decision: Decision, deployment_id: str) -> None:
         counts = self._after_flip.get(model_group)
         if counts is not None and decision.side is Side.CANARY:
             counts[1 if decision.reason is Reason.DRAINING else 0] += 1
 
     def _on_rollback(self, record: RollbackRecord) -> None:
-        if record.repeated:
-            return
+        if record.repeated or record.origin is not None:
+            return  # a repeat, or a rollback mirrored from the replica that decided it (and records it)
         self._after_flip[record.model_group] = [0, 0]
         incident = incident_from_record(record)
         try:
@@ -653,14 +631,17 @@ class IncidentRecorder:
         *,
         drain_timeout: float | None,
         series: TimelineSeries | None = None,
+        drained: bool | None = None,
     ) -> Incident:
         """Await the canary's drain, then record it with the final traffic facts (and the flag write,
-        if the store was only written by a background retry)."""
+        if the store was only written by a background retry). ``drained`` given: the caller has
+        already awaited the drain (``drain_timeout`` is then only reported)."""
         entry = self._open.get(model_group)
         if entry is None:
             raise IncidentNotFound(f"no incident recorded for model group {model_group!r}")
         incident_id, record = entry
-        drained = await self._canary.drained(model_group, drain_timeout)
+        if drained is None:
+            drained = await self._canary.drained(model_group, drain_timeout)
         drained_wall = self._wall_clock()
         counts = self._after_flip.get(model_group, [0, 0])
 

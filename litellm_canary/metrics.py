@@ -13,6 +13,8 @@ global one, so it cannot clash with LiteLLM's Prometheus integration in the same
 * ``litellm_canary_rollbacks_total{model_group, kind}`` — counter
 * ``litellm_canary_rollback_duration_seconds{model_group, stage}`` — histogram; stage ``latched``
   (decision to local latch) or ``flag_written`` (decision to flag-store write)
+* ``litellm_canary_verification_total{model_group, verdict}`` — counter of post-rollback verification
+  verdicts (:mod:`litellm_canary.verification`); ``not_recovered`` means the rollback did not help
 * scrape-time gauges: ``litellm_canary_in_flight_attempts{model_group, side}``,
   ``litellm_canary_conversation_pins{model_group, side}``, ``litellm_canary_rollout_state{model_group}``
   (1 rolled back, 0 armed), ``litellm_canary_flag_write_pending{model_group}``,
@@ -20,6 +22,19 @@ global one, so it cannot clash with LiteLLM's Prometheus integration in the same
   ``litellm_canary_last_rollback_timestamp_seconds{model_group}``
 * scrape-time counters: ``litellm_canary_flag_evaluations_total{variant}``,
   ``litellm_canary_flag_errors_total{cause}``
+* keep-warm and window (scrape-time): ``litellm_canary_stable_healthy{model_group, deployment}``
+  (1 healthy, 0 last probe failed; absent before the first probe),
+  ``litellm_canary_keep_warm_probes_total{model_group, deployment, result}`` (ok, failed),
+  ``litellm_canary_stable_traffic_share{model_group}``,
+  ``litellm_canary_window_remaining_seconds{model_group}``, ``litellm_canary_ready_to_promote{model_group}``
+* feedback (scrape-time): ``litellm_canary_feedback_total{model_group, side}`` and
+  ``litellm_canary_feedback_score_mean{model_group, side}`` (since the rollout was (re-)armed)
+* eval scores (scrape-time; source is ``traffic``, ``golden`` or ``feedback``):
+  ``litellm_canary_eval_score_mean{model_group, side, source}`` and
+  ``litellm_canary_eval_samples{model_group, side, source}`` (since the rollout was (re-)armed),
+  ``litellm_canary_eval_log_e_value{model_group, source}``,
+  ``litellm_canary_eval_scored_total{model_group, side, source, result}`` (ok, failed),
+  ``litellm_canary_eval_dropped_total{model_group, side}`` (eval queue full)
 
 Every label value comes from a set the config or the code bounds: model groups, sides and deployment
 ids of the config (an id outside it is counted as ``other``), status classes, decision reasons,
@@ -55,6 +70,7 @@ from litellm_canary.alert_rules import ttft_thresholds_s
 from litellm_canary.controller import RollbackKind, RollbackRecord
 from litellm_canary.decision import Decision, Reason, Side
 from litellm_canary.outcomes import Outcome
+from litellm_canary.verification import Verdict
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary
@@ -185,10 +201,19 @@ class CanaryMetrics:
             buckets=ROLLBACK_BUCKETS,
             registry=self.registry,
         )
+        self.verifications = Counter(
+            "litellm_canary_verification",
+            "Post-rollback verification verdicts (recovered, not_recovered, insufficient_data).",
+            ["model_group", "verdict"],
+            registry=self.registry,
+        )
         self._precreate()
         canary.on_outcome(self._on_outcome)
         canary.on_decision(self._on_decision)
         canary.controller.on_rollback(self._on_rollback)
+        canary.followup.on_verdict(
+            lambda group, result: self.verifications.labels(group, result.verdict).inc()
+        )
 
     # -- serving ---------------------------------------------------------------------------------
 
@@ -221,6 +246,8 @@ class CanaryMetrics:
                 self.rollbacks.labels(group, kind)
             for stage in _STAGES:
                 self.rollback_duration.labels(group, stage)
+            for verdict in get_args(Verdict):
+                self.verifications.labels(group, verdict)
 
     def _deployment(self, group: str, side: str, deployment_id: str) -> str:
         known = self._deployments.get((group, side))
@@ -329,6 +356,8 @@ class _StatusCollector:
             labels=["cause"],
         )
         families: list[Metric] = [in_flight, pins, state, pending, drain, last, variants, errors]
+        families += _eval_families(status)
+        families += _lifecycle_families(status)
         if status is None:
             return families
         for group, view in status["groups"].items():
@@ -346,6 +375,113 @@ class _StatusCollector:
         for cause, count in sorted(status["flag_errors"].items()):
             errors.add_metric([cause], count)
         return families
+
+
+def _eval_families(status: dict[str, Any] | None) -> list[Metric]:
+    """The eval pipeline's series (:mod:`litellm_canary.eval_sampling`), from ``status()``."""
+    mean = GaugeMetricFamily(
+        "litellm_canary_eval_score_mean",
+        "Mean eval score of each side since the rollout was (re-)armed, per score source.",
+        labels=["model_group", "side", "source"],
+    )
+    samples = GaugeMetricFamily(
+        "litellm_canary_eval_samples",
+        "Eval scores behind litellm_canary_eval_score_mean.",
+        labels=["model_group", "side", "source"],
+    )
+    e_value = GaugeMetricFamily(
+        "litellm_canary_eval_log_e_value",
+        "Log e-value of the eval_score sequential test (rejects at log(sources / alpha)).",
+        labels=["model_group", "source"],
+    )
+    scored = CounterMetricFamily(
+        "litellm_canary_eval_scored",
+        "Eval samples scored, by side, source and result (ok, failed: scorer or call error).",
+        labels=["model_group", "side", "source", "result"],
+    )
+    dropped = CounterMetricFamily(
+        "litellm_canary_eval_dropped",
+        "Sampled responses dropped unscored because the eval queue was full.",
+        labels=["model_group", "side"],
+    )
+    families: list[Metric] = [mean, samples, e_value, scored, dropped]
+    for group, view in ({} if status is None else status["groups"]).items():
+        evals = view.get("evals")
+        if not evals:
+            continue
+        for source, test in evals["series"].items():
+            e_value.add_metric([group, source], test["statistic"])
+            for side in _SIDES:
+                samples.add_metric([group, side, source], test[f"{side}_samples"])
+                if test[f"{side}_mean"] is not None:
+                    mean.add_metric([group, side, source], test[f"{side}_mean"])
+        for source, sides in evals["scored"].items():
+            for side, results in sides.items():
+                for result, count in results.items():
+                    scored.add_metric([group, side, source, result], count)
+        for side, count in evals["queue"]["dropped"].items():
+            dropped.add_metric([group, side], count)
+    return families
+
+
+def _lifecycle_families(status: dict[str, Any] | None) -> list[Metric]:
+    """Keep-warm, canary-window and feedback series (:mod:`litellm_canary.lifecycle`), from ``status()``."""
+    healthy = GaugeMetricFamily(
+        "litellm_canary_stable_healthy",
+        "1 when the stable deployment's last keep-warm probe succeeded, 0 when it failed.",
+        labels=["model_group", "deployment"],
+    )
+    probes = CounterMetricFamily(
+        "litellm_canary_keep_warm_probes",
+        "Keep-warm probes sent to stable deployments, by result (ok, failed).",
+        labels=["model_group", "deployment", "result"],
+    )
+    share = GaugeMetricFamily(
+        "litellm_canary_stable_traffic_share",
+        "Stable's share of the group's real attempts over the keep-warm window.",
+        labels=["model_group"],
+    )
+    remaining = GaugeMetricFamily(
+        "litellm_canary_window_remaining_seconds",
+        "Time left in the rollout's canary window (0 once ended or promoted).",
+        labels=["model_group"],
+    )
+    ready = GaugeMetricFamily(
+        "litellm_canary_ready_to_promote",
+        "1 when the canary window has ended without a rollback and the rollout is not promoted yet.",
+        labels=["model_group"],
+    )
+    feedback_count = CounterMetricFamily(
+        "litellm_canary_feedback",
+        "User feedback scores recorded per side since the rollout was (re-)armed.",
+        labels=["model_group", "side"],
+    )
+    feedback_mean = GaugeMetricFamily(
+        "litellm_canary_feedback_score_mean",
+        "Mean user feedback score per side since the rollout was (re-)armed.",
+        labels=["model_group", "side"],
+    )
+    families: list[Metric] = [healthy, probes, share, remaining, ready, feedback_count, feedback_mean]
+    for group, view in ({} if status is None else status["groups"]).items():
+        warm = view.get("keep_warm")
+        if warm:
+            share.add_metric([group], warm["stable_share"])
+            for deployment, health in warm["deployments"].items():
+                if health["healthy"] is not None:
+                    healthy.add_metric([group, deployment], 1.0 if health["healthy"] else 0.0)
+                for result, count in health["probes"].items():
+                    probes.add_metric([group, deployment, result], count)
+        window = view.get("window")
+        if window:
+            remaining.add_metric([group], window["remaining_s"])
+            ready.add_metric([group], 1.0 if window["ready_to_promote"] else 0.0)
+        feedback = view.get("feedback")
+        if feedback:
+            for side, summary in feedback["sides"].items():
+                feedback_count.add_metric([group, side], summary["count"])
+                if summary["mean"] is not None:
+                    feedback_mean.add_metric([group, side], summary["mean"])
+    return families
 
 
 def serve_metrics(metrics: CanaryMetrics, host: str = "127.0.0.1", port: int = 0) -> tuple[WSGIServer, int]:

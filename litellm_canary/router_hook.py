@@ -44,6 +44,7 @@ from litellm_canary.pins import Attempt
 logger = logging.getLogger("litellm_canary.router_hook")
 
 STAMP_KEY = "litellm_canary"
+FORCED_SIDE_KEY = "litellm_canary_forced_side"  # a Side instance, never JSON: set by litellm_canary.proxy
 COOLDOWN_VIEW_S = 0.05
 _MAX_STAMPS = 32  # per metadata dict; only a dict reused across many requests gets near it
 _METADATA_KEYS = ("metadata", "litellm_metadata")
@@ -198,14 +199,20 @@ class CanaryRouting(CustomRoutingStrategyBase):
         else:
             pin = self._conversation_pin(runtime, request, session_id)
 
+        forced = metadata.get(FORCED_SIDE_KEY)
+        forced = forced if isinstance(forced, Side) else None  # only our own marker, never a client's str
         flag_side: Side | None = None
-        if not runtime.rolled_back and not (pin is not None and pin.side is Side.STABLE):
+        if forced is None and not runtime.rolled_back and not (pin is not None and pin.side is Side.STABLE):
             read = self._flags.read(config.flag_key, self._context(request, metadata, session_id))
             runtime.last_flag_value = read.value
             flag_side = read.side
         drain_open = runtime.rolled_back and pin is not None and runtime.pins.drain_open()
         decision = decide(
-            rolled_back=runtime.rolled_back, flag_side=flag_side, pin=pin, drain_open=drain_open
+            rolled_back=runtime.rolled_back,
+            flag_side=flag_side,
+            pin=pin,
+            drain_open=drain_open,
+            forced=forced,
         )
 
         deployment = self._deployment_for(runtime, decision)
@@ -343,6 +350,8 @@ class CanaryCallbacks(CustomLogger):
             for runtime in runtimes.values()
             for deployment_id in (*runtime.config.stable, *runtime.config.canary)
         }
+        # Called with (outcome, logging kwargs, response) of each successful attempt (eval sampling).
+        self.success_listeners: list[Callable[[Outcome, Mapping[str, Any], Any], None]] = []
 
     def _stamp(
         self, stamps: dict[str, Stamp] | None, deployment_id: object, trace_id: object
@@ -362,20 +371,48 @@ class CanaryCallbacks(CustomLogger):
             return None
         return self._runtimes[group], stamp
 
+    def _only_open_stamp(
+        self, stamps: dict[str, Stamp] | None, deployment_id: object
+    ) -> tuple[RolloutRuntime, Stamp] | None:
+        """The one open stamp on ``deployment_id``, if there is exactly one. The proxy's Responses API
+        logs under another trace id than it routed with; the request's own metadata still holds it."""
+        group = self._group_of_id.get(deployment_id) if isinstance(deployment_id, str) else None
+        if stamps is None or group is None:
+            return None
+        candidates = [
+            stamp
+            for key, stamp in stamps.items()
+            if (key == group or key.startswith(f"{group}|"))
+            and isinstance(stamp, Stamp)
+            and stamp.deployment_id == deployment_id
+            and stamp.attempt.outcome is None
+        ]
+        return (self._runtimes[group], candidates[0]) if len(candidates) == 1 else None
+
     def _close(
         self, found: tuple[RolloutRuntime, Stamp] | None, outcome: Outcome | None, status: str
-    ) -> None:
+    ) -> bool:
         if found is None:
-            return
+            return False
         runtime, stamp = found
         if runtime.pins.close(stamp.attempt, status) and outcome is not None:
             self._on_outcome(outcome)
+            return True
+        return False
 
-    def _finished(self, kwargs: Mapping[str, Any], start_time: Any, end_time: Any, ok: bool) -> None:
+    def _finished(
+        self, kwargs: Mapping[str, Any], start_time: Any, end_time: Any, ok: bool, response: Any = None
+    ) -> None:
         slo = kwargs.get("standard_logging_object") or {}
         deployment_id = slo.get("model_id") or (kwargs.get("model_info") or {}).get("id")
         trace_id = kwargs.get("litellm_trace_id") or slo.get("trace_id")
-        found = self._stamp(_stamps_in(kwargs.get("litellm_params"), kwargs), deployment_id, trace_id)
+        stamps = _stamps_in(kwargs.get("litellm_params"), kwargs)
+        found = self._stamp(stamps, deployment_id, trace_id)
+        if found is None and slo.get("trace_id") and slo.get("trace_id") != trace_id:
+            # In the proxy the logging object has its own trace id; the request's is in the payload.
+            found = self._stamp(stamps, deployment_id, slo.get("trace_id"))
+        if found is None:
+            found = self._only_open_stamp(stamps, deployment_id)
         if found is None:
             return
         runtime, stamp = found
@@ -394,15 +431,20 @@ class CanaryCallbacks(CustomLogger):
             ttft,
             stream=bool(kwargs.get("stream")),
         )
-        self._close(found, outcome, status)
+        if self._close(found, outcome, status) and ok:
+            for listener in self.success_listeners:
+                try:
+                    listener(outcome, kwargs, response)
+                except Exception:  # an observer's bug must not break outcome reporting
+                    logger.exception("success listener %r failed", listener)
 
     async def async_log_success_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        self._finished(kwargs, start_time, end_time, ok=True)
+        self._finished(kwargs, start_time, end_time, ok=True, response=response_obj)
 
     def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:
-        self._finished(kwargs, start_time, end_time, ok=True)
+        self._finished(kwargs, start_time, end_time, ok=True, response=response_obj)
 
     async def async_log_failure_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any

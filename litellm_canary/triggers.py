@@ -111,12 +111,21 @@ class MonitorResult:
 
 @dataclass(frozen=True, slots=True)
 class EvalScores:
-    """Mean eval scores (higher is better, >= 0) and their sample counts on each side."""
+    """Mean eval scores (higher is better, >= 0) and their sample counts on each side.
+
+    ``reject`` is a sequential test's verdict (:class:`~litellm_canary.evals.SequentialEvalTest`): when
+    set, the rule breaches exactly when it is True, and ``log_e_value`` / ``log_threshold`` show how
+    close the test is; ``None`` compares the plain means. ``source`` names the score series.
+    """
 
     canary_mean: float
     canary_samples: int
     stable_mean: float
     stable_samples: int
+    reject: bool | None = None
+    log_e_value: float | None = None
+    log_threshold: float | None = None
+    source: str | None = None
 
 
 def _pct(rate: float) -> str:
@@ -259,9 +268,12 @@ def check_fast_fail(rule: FastFailTrigger, canary: WindowStats) -> RuleStatus:
 def check_eval_score(rule: EvalScoreTrigger, scores: EvalScores | None) -> RuleStatus:
     """Canary mean score below stable's x (1 - ``max_drop``), with ``min_samples`` on each side.
 
-    A plain comparison of means for now; a sequential test (using ``alpha``) is meant to replace it.
+    When ``scores`` carries a sequential test's verdict (``reject`` set), the rule breaches exactly
+    when the test rejects: the test holds the false-alarm rate at ``alpha`` however often it is
+    looked at, which a plain comparison of means does not.
     """
-    observed = {} if scores is None else dataclasses.asdict(scores)
+    fields = {} if scores is None else dataclasses.asdict(scores)
+    observed = {key: value for key, value in fields.items() if value is not None}
     status = partial(RuleStatus, "eval_score", min_samples=rule.min_samples, observed=observed)
     if scores is None:
         return status("insufficient_data", "no eval scores recorded")
@@ -272,6 +284,17 @@ def check_eval_score(rule: EvalScoreTrigger, scores: EvalScores | None) -> RuleS
             f"needs {rule.min_samples} each",
         )
     threshold = scores.stable_mean * (1 - rule.max_drop)
+    if scores.reject is not None:
+        return status(
+            "breaching" if scores.reject else "ok",
+            f"sequential test on {scores.source or 'eval'} scores "
+            f"{'rejects' if scores.reject else 'does not reject'}: "
+            f"log e-value {scores.log_e_value or 0.0:.3g} {'>=' if scores.reject else '<'} "
+            f"{scores.log_threshold or 0.0:.3g}; canary mean {scores.canary_mean:.4g} vs stable "
+            f"{scores.stable_mean:.4g} less {rule.max_drop:.0%} = {threshold:.4g} "
+            f"({scores.canary_samples} / {scores.stable_samples} scores)",
+            threshold,
+        )
     breaching = _below(scores.canary_mean, threshold)
     return status(
         "breaching" if breaching else "ok",

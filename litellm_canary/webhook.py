@@ -11,9 +11,11 @@ Routes (every one needs ``Authorization: Bearer <token>``)::
     GET  /canary/status    canary.status()
     POST /canary/rollback  {"model_group", "reason"}                  -> the rollback record
     POST /canary/rearm     {"model_group"}                            -> {"model_group", "rearmed"}
+    POST /canary/feedback  {"response_id", "score": 0..1}             -> side and deployment credited
 
 Errors are JSON ``{"error": "..."}``: 400 malformed JSON or a wrong schema, 401 no or wrong token,
-404 unknown model group or route, 405 wrong method, 413 body too large. No error changes anything.
+404 unknown model group, response id or route, 405 wrong method, 413 body too large. No error
+changes anything.
 
 A firing alert with the label ``action="rollback"`` rolls back the group named by its
 ``model_group`` label. Alertmanager delivers at least once and repeats notifications, so one firing
@@ -43,7 +45,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from litellm_canary.controller import UnknownModelGroup
+from litellm_canary.controller import RollbackKind, UnknownModelGroup
+from litellm_canary.feedback import UnknownResponse
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary
@@ -96,6 +99,13 @@ class _RearmBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     model_group: str = Field(min_length=1)
+
+
+class _FeedbackBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    response_id: str = Field(min_length=1, max_length=512)
+    score: float = Field(ge=0, le=1, allow_inf_nan=False)
 
 
 class _RollbackBody(_RearmBody):
@@ -168,7 +178,9 @@ def create_app(
                     logger.info("alert %r (%s) was already handled", alert.fingerprint, alert.starts_at)
                     outcome = "duplicate"
                 else:
-                    record = canary.rollback(group, _reason(alert), kind="alert", cause=_cause(alert))
+                    # a synthetic alert from `litellm-canary drill --live` is recorded as a drill
+                    kind: RollbackKind = "drill" if alert.labels.get("drill") == "true" else "alert"
+                    record = canary.rollback(group, _reason(alert), kind=kind, cause=_cause(alert))
                     seen[key] = True
                     outcome = "already_rolled_back" if record["repeated"] else "rolled_back"
                     entry["rollback"] = record
@@ -194,12 +206,20 @@ def create_app(
             raise HTTPException(404, f"model_group: {error}") from None
         return _JSON({"model_group": body.model_group, "rearmed": rearmed})
 
+    async def feedback(request: Request) -> Response:
+        body = _validate(_FeedbackBody, await _read_json(request, max_body_bytes))
+        try:
+            return _JSON(canary.record_feedback(body.response_id, body.score))
+        except UnknownResponse as error:
+            raise HTTPException(404, f"response_id: {error}") from None
+
     return Starlette(
         routes=[
             Route("/alertmanager", alertmanager, methods=["POST"]),
             Route("/canary/status", status, methods=["GET"]),
             Route("/canary/rollback", rollback, methods=["POST"]),
             Route("/canary/rearm", rearm, methods=["POST"]),
+            Route("/canary/feedback", feedback, methods=["POST"]),
         ],
         middleware=[Middleware(_BearerAuth, token=token)],
         exception_handlers={HTTPException: _on_http_error, Exception: _on_crash},

@@ -37,6 +37,7 @@ BOUNDED_LABELS = {
     "stage",
     "variant",
     "cause",
+    "verdict",  # litellm_canary_verification_total: recovered / not_recovered / insufficient_data
 }
 
 
