@@ -2,7 +2,8 @@
 
 Subcommands:
 
-* ``status --config FILE``: each rollout of the config and what its flag store says now.
+* ``status --config FILE``: each rollout of the config and what its flag store says now;
+  ``status --url URL``: a running gateway's live state, last rollback and its verification.
 * ``serve --config FILE``: a standalone gateway (Router + canary + webhook/admin + metrics).
 * ``promote --config FILE --group G [--force]``: serve the canary for good and close its window
   (refused, exit status 3, while the group is rolled back or its window is still open).
@@ -89,7 +90,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="litellm-canary", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     status = commands.add_parser("status", help="show the configured rollouts and their flags")
-    status.add_argument("--config", required=True, help="canary config (YAML or JSON)")
+    where = status.add_mutually_exclusive_group(required=True)
+    where.add_argument("--config", help="canary config: the rollouts and what its flag file serves")
+    where.add_argument("--url", help="a running gateway's base URL: its live status, last rollback, verdict")
+    status.add_argument("--token-file", help="bearer token for --url (default: $LITELLM_CANARY_TOKEN)")
+    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the gateway")
     status.add_argument("--json", action="store_true", help="print one JSON object")
     serve = commands.add_parser("serve", help="run a gateway: Router + canary + webhook/admin + /metrics")
     serve.add_argument("--config", required=True, help="gateway file: model_list, litellm_canary, gateway")
@@ -174,9 +179,24 @@ def _promote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway_status(args: argparse.Namespace) -> int:
+    try:
+        status = operator_cli.gateway_status(args.url, args.token_file, args.timeout)
+    except operator_cli.OperatorError as error:
+        print(f"litellm-canary: {error}", file=sys.stderr)
+        return error.status
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        print("\n".join(operator_cli.status_lines(status)))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "status" and args.url is not None:
+            return _gateway_status(args)
         if args.command == "status":
             report = status_report(load_config_file(args.config))
             if args.json:

@@ -56,6 +56,17 @@ STANDARDS = {
     "verification": "post-rollback verification verdict 'recovered'",
 }
 RESTORED_LIMIT_MS = 60_000.0
+#: The figures every drill report carries (beside ``verification`` and ``incident_path``).
+MEASUREMENTS = (
+    "fault",
+    "trigger",
+    "detect_s",
+    "decision_to_restored_ms",
+    "canary_requests_after_flip",
+    "inflight_at_flip",
+    "inflight_completed",
+    "inflight_failed",
+)
 
 GROUP = "drill"
 STABLE_ID = "drill-stable"
@@ -124,21 +135,7 @@ def _record_drill(directory: Path, incident_id: str | None, report: dict[str, An
     from litellm_canary.incidents import IncidentStore
 
     store = IncidentStore(directory)
-    drill = {
-        key: report.get(key)
-        for key in (
-            "fault",
-            "trigger",
-            "detect_s",
-            "decision_to_restored_ms",
-            "canary_requests_after_flip",
-            "inflight_at_flip",
-            "inflight_completed",
-            "inflight_failed",
-            "passed",
-            "mode",
-        )
-    }
+    drill = {key: report.get(key) for key in (*MEASUREMENTS, "passed", "mode")}
     drill["verdict"] = (report.get("verification") or {}).get("verdict")
     drill["missed"] = report.get("missed")
     store.update(incident_id, kind="drill", drill=drill)

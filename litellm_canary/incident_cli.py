@@ -110,16 +110,9 @@ def _incidents(args: argparse.Namespace) -> int:
 def _print_drill(report: dict[str, Any]) -> None:
     verification = report.get("verification") or {}
     print(f"drill ({report.get('mode')}): {'PASSED' if report.get('passed') else 'FAILED'}")
-    for key in (
-        "fault",
-        "trigger",
-        "detect_s",
-        "decision_to_restored_ms",
-        "canary_requests_after_flip",
-        "inflight_at_flip",
-        "inflight_completed",
-        "inflight_failed",
-    ):
+    from litellm_canary.drill import MEASUREMENTS
+
+    for key in MEASUREMENTS:
         print(f"  {key}: {report.get(key)}")
     print(f"  verification: {verification.get('verdict')} {verification.get('failed_checks') or ''}")
     print(f"  incident: {report.get('incident_path')}")

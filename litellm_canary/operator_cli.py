@@ -110,33 +110,12 @@ def _via_gateway(args: argparse.Namespace) -> dict[str, Any]:
         raise OperatorError(f"--url must be an http(s) URL, got {args.url!r}")
     if not args.timeout > 0:
         raise OperatorError(f"--timeout must be > 0, got {args.timeout}")
-    token = _token(args)
     body: dict[str, Any] = {"model_group": args.group}
     if args.command == "rollback":
         body["reason"] = _reason(args.reason)
     url = f"{base}/canary/{args.command}"
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-    )
     started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
-            answer = json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        detail = _error_detail(error)
-        if error.code == 401:
-            raise OperatorError(f"{url}: the gateway refused the token (401): {detail}") from None
-        if error.code in (400, 404):
-            raise OperatorError(f"{url}: {detail} ({error.code})") from None
-        raise OperatorError(f"{url}: the gateway answered {error.code}: {detail}", 1) from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise OperatorError(f"cannot reach {url}: {reason}", 1) from None
-    except ValueError as error:
-        raise OperatorError(f"{url}: the answer is not JSON: {error}", 1) from None
+    answer = admin_request(url, _token(args), args.timeout, body)
     elapsed_ms = round((time.perf_counter() - started) * 1e3, 1)
     report: dict[str, Any] = {"mode": "url", "url": url, "model_group": args.group, "request_ms": elapsed_ms}
     if args.command == "rollback":
@@ -164,6 +143,66 @@ def _via_gateway(args: argparse.Namespace) -> dict[str, Any]:
             else f"{args.group}: was not rolled back on {base}; nothing to do"
         ]
     return report
+
+
+def admin_request(url: str, token: str, timeout: float, body: dict[str, Any] | None = None) -> Any:
+    """Call a gateway admin route (POST with ``body``, else GET); its JSON answer, or OperatorError."""
+    request = urllib.request.Request(
+        url,
+        data=None if body is None else json.dumps(body).encode(),
+        method="GET" if body is None else "POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        detail = _error_detail(error)
+        if error.code == 401:
+            raise OperatorError(f"{url}: the gateway refused the token (401): {detail}") from None
+        if error.code in (400, 404):
+            raise OperatorError(f"{url}: {detail} ({error.code})") from None
+        raise OperatorError(f"{url}: the gateway answered {error.code}: {detail}", 1) from None
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise OperatorError(f"cannot reach {url}: {reason}", 1) from None
+    except ValueError as error:
+        raise OperatorError(f"{url}: the answer is not JSON: {error}", 1) from None
+
+
+def gateway_status(url: str, token_file: str | None, timeout: float) -> dict[str, Any]:
+    """``GET /canary/status`` of a running gateway (``status --url``)."""
+    base = url.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise OperatorError(f"--url must be an http(s) URL, got {url!r}")
+    token = _token(argparse.Namespace(token_file=token_file))
+    answer = admin_request(f"{base}/canary/status", token, timeout)
+    if not isinstance(answer, dict) or not isinstance(answer.get("groups"), dict):
+        raise OperatorError(f"{base}/canary/status: not a canary status answer", 1)
+    return answer
+
+
+def status_lines(status: dict[str, Any]) -> list[str]:
+    """A few readable lines per group of a gateway's status: state, last rollback, verification."""
+    lines = []
+    for group, entry in sorted(status["groups"].items()):
+        in_flight = entry.get("in_flight") or {}
+        lines.append(
+            f"{group}: {entry.get('state')}, flag {entry.get('last_flag_value')!r}, "
+            f"in flight stable {in_flight.get('stable', 0)} / canary {in_flight.get('canary', 0)}"
+        )
+        last = entry.get("last_rollback")
+        if last:
+            when = last.get("decided_at")
+            lines.append(f"  last rollback: {last.get('kind')} at {when}: {last.get('reason')}")
+            verification = last.get("verification") or {}
+            failed = verification.get("failed_checks")
+            lines.append(
+                f"  canary drained: {last.get('drained')}; verification: {verification.get('verdict')}"
+                + (f" (failed: {', '.join(failed)})" if failed else "")
+                + f"; incident: {last.get('incident_id')}"
+            )
+    return lines
 
 
 def _error_detail(error: urllib.error.HTTPError) -> str:

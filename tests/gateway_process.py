@@ -11,6 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 import yaml
 
 
@@ -18,6 +19,17 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[Any] | None, grace_s: float = 10) -> None:
+    """Terminate ``process`` if it still runs; kill it after ``grace_s``."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class GatewayProcess:
@@ -66,13 +78,7 @@ class GatewayProcess:
         self._ready.set()  # the process ended; start() reports the log
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
 
     def __enter__(self) -> GatewayProcess:
         return self.start()
@@ -83,3 +89,30 @@ class GatewayProcess:
     @property
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+
+class GatewayTraffic:
+    """Requests to the gateway from a thread until stopped (the verifier needs stable traffic)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._stop = threading.Event()
+        self.sent = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self._url, timeout=10) as client:
+            while not self._stop.is_set():
+                client.post(
+                    "/v1/chat/completions",
+                    json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
+                )
+                self.sent += 1
+
+    def __enter__(self) -> GatewayTraffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(15)

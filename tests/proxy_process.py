@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.gateway_process import free_port
+from tests.gateway_process import free_port, stop_process
 
 LITELLM = str(Path(sys.executable).with_name("litellm"))
 
@@ -92,13 +92,7 @@ class ProxyProcess:
         )
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(20)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process, grace_s=20)
         if self._log is not None:
             self._log.close()
             self._log = None

@@ -9,6 +9,8 @@ import subprocess
 import time
 from types import TracebackType
 
+from tests.gateway_process import stop_process
+
 
 def redis_server_binary() -> str | None:
     return shutil.which("redis-server") or (
@@ -70,13 +72,7 @@ class RedisServer:
             time.sleep(0.02)
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     def __enter__(self) -> RedisServer:

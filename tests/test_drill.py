@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from litellm_canary import cli
 from litellm_canary.drill import STANDARDS, _finish
 from litellm_canary.fake_upstream import FakeUpstream
 from litellm_canary.incidents import IncidentStore
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess, GatewayTraffic
 
 KEYS = {
     "fault",
@@ -138,33 +137,6 @@ def gateway(tmp_path: Path) -> Any:
         canary.stop()
 
 
-class _Traffic:
-    """Requests to the gateway from a thread until stopped (the verifier needs stable traffic)."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._stop = threading.Event()
-        self.sent = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self._url, timeout=10) as client:
-            while not self._stop.is_set():
-                client.post(
-                    "/v1/chat/completions",
-                    json={"model": "chat", "messages": [{"role": "user", "content": "hi"}]},
-                )
-                self.sent += 1
-
-    def __enter__(self) -> _Traffic:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(15)
-
-
 def test_live_drill_against_a_running_gateway(
     gateway: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -178,7 +150,7 @@ def test_live_drill_against_a_running_gateway(
     assert idle["verification"]["verdict"] == "insufficient_data"
     assert idle["rearmed"] is True and idle["trigger"] == "alert"
 
-    with _Traffic(process.url):
+    with GatewayTraffic(process.url):
         code, report = _run(capsys, *argv)
     assert code == 0, report
     assert set(report) >= KEYS and report["mode"] == "live"
