@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from litellm_canary.config import BroadcastConfig, ConfigError
 from litellm_canary.controller import RollbackKind, RollbackRecord
+from litellm_canary.redact import scrub
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary
@@ -160,7 +161,7 @@ def _publish(client: Any, channel: str, change: _Change, origin: str) -> tuple[b
         change.base_version,
         origin,
         change.kind,
-        change.reason,
+        scrub(change.reason),  # Redis is shared infrastructure: no secrets in what we store there
         repr(change.at),
         change.group,
     )

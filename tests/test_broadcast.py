@@ -149,6 +149,15 @@ def test_a_rollback_on_one_replica_latches_the_others_and_a_rearm_releases_them(
     assert status["malformed_messages"] == 0 and status["last_message_at"] is not None
 
 
+def test_a_secret_in_the_reason_never_reaches_redis(server: RedisServer, replicas: list[Replica]) -> None:
+    a, b = (_replica(replicas, name, server.url) for name in ("a", "b"))
+    a.canary.rollback("chat", "paged; upstream said Bearer sk-live-abcdef123456 was refused")
+    assert b.rolled_back.wait(WAIT_S)
+    stored = redis.Redis.from_url(server.url).hgetall(state_key(CHANNEL, "chat"))
+    assert b"sk-live" not in stored[b"reason"] and b"[REDACTED]" in stored[b"reason"]
+    assert "sk-live" not in b.canary.status()["groups"]["chat"]["last_rollback"]["reason"]
+
+
 def test_a_replica_started_after_the_rollback_comes_up_latched(
     server: RedisServer, replicas: list[Replica]
 ) -> None:
