@@ -358,9 +358,16 @@ class PostRollback:
                 logger.exception("verification listener %r failed", listener)
         if self.recorder is not None and state.incident_id is not None:
             try:
-                self.recorder.store.verify(state.incident_id, result.verdict, incident_verification(result))
+                results = incident_verification(result, self._user_feedback(group))
+                self.recorder.store.verify(state.incident_id, result.verdict, results)
             except Exception:
                 logger.exception("could not record the verification in incident %s", state.incident_id)
+
+    def _user_feedback(self, group: str) -> dict[str, Any]:
+        """Feedback per side (count, mean) since the canary was armed: shown beside the checks, not
+        one of them (feedback arrives too slowly to gate a verdict due within minutes)."""
+        sides: dict[str, Any] = self._canary.lifecycle.feedback.status(group)["sides"]
+        return sides
 
     # -- status ----------------------------------------------------------------------------------
 
@@ -381,6 +388,7 @@ class PostRollback:
             }
         else:
             shown = result.as_dict()
+        shown["user_feedback"] = self._user_feedback(model_group)
         return {
             "verification": shown,
             "drained": state.drained,
@@ -413,8 +421,11 @@ class PostRollback:
         self._threads = []
 
 
-def incident_verification(result: VerificationResult) -> dict[str, Any]:
-    """The verification as an incident holds it (flat: one level of nesting per check)."""
+def incident_verification(
+    result: VerificationResult, user_feedback: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The verification as an incident holds it (flat: one level of nesting per check), with the user
+    feedback per side beside it."""
     data: dict[str, Any] = {
         "restored_service": result.restored,
         "failed_checks": result.failed,
@@ -424,6 +435,10 @@ def incident_verification(result: VerificationResult) -> dict[str, Any]:
     }
     for name, check in result.checks.items():
         data[name] = check.as_dict()
+    if user_feedback is not None:  # flat, like the checks: {"canary_count": 5, "canary_mean": 0.5, ...}
+        data["user_feedback"] = {
+            f"{side}_{key}": value for side, tally in user_feedback.items() for key, value in tally.items()
+        }
     if result.verdict == "not_recovered":
         data["note"] = NOT_RESTORED_NOTE
     return data

@@ -54,7 +54,17 @@ async def test_every_rollback_writes_an_incident_completed_after_drain_and_verif
     canary = litellm_canary.attach(router, _config(tmp_path))
     try:
         canary.set_canary_percent("chat", 50)
-        await _traffic(router, 8)
+        # LiteLLM logs a success after the reply; listeners run in order, so once ours has run the
+        # feedback map (registered before it) knows the response.
+        logged = asyncio.Queue[str]()
+        loop = asyncio.get_running_loop()
+        canary._callbacks.success_listeners.append(
+            lambda outcome, kwargs, response: loop.call_soon_threadsafe(logged.put_nowait, response.id)
+        )
+        for i in range(8):
+            await router.acompletion(model="chat", messages=MESSAGES, user=f"u{i}")
+        for _ in range(8):
+            canary.record_feedback(await asyncio.wait_for(logged.get(), 10), 0.5)
         with caplog.at_level(logging.WARNING, logger="litellm_canary"):
             canary.rollback("chat", f"bad canary, key {SECRET}")
         assert SECRET not in caplog.text and "[REDACTED]" in caplog.text  # scrubbed in the log too
@@ -74,6 +84,10 @@ async def test_every_rollback_writes_an_incident_completed_after_drain_and_verif
     assert incident.verification is not None and incident.verification["verdict"] == "recovered"
     assert incident.verification["restored_service"] is True
     assert incident.verification["error_rate"]["state"] == "passed"
+    feedback = incident.verification["user_feedback"]  # beside the checks, per side
+    assert feedback["stable_count"] + feedback["canary_count"] == 8
+    assert {feedback[f"{side}_mean"] for side in ("stable", "canary") if feedback[f"{side}_count"]} == {0.5}
+    assert summary["verification"]["user_feedback"] == canary.lifecycle.feedback.status("chat")["sides"]
     assert incident.traffic.canary_decisions_after_flip == 0
     if importlib.util.find_spec("matplotlib") is not None:  # the optional timeline picture
         assert incident.picture == f"{incident.id}.png"
