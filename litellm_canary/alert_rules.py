@@ -53,8 +53,8 @@ from litellm_canary.triggers import RULES, RuleName
 __all__ = [
     "ALERT_NAMES",
     "ATTEMPTS_METRIC",
+    "EVAL_LOG_E_METRIC",
     "EVAL_SAMPLES_METRIC",
-    "EVAL_SCORE_MEAN_METRIC",
     "TTFT_METRIC",
     "alertmanager_config",
     "alertmanager_config_data",
@@ -69,7 +69,7 @@ __all__ = [
 #: evals integration).
 ATTEMPTS_METRIC = "litellm_canary_attempts_total"
 TTFT_METRIC = "litellm_canary_ttft_seconds"
-EVAL_SCORE_MEAN_METRIC = "litellm_canary_eval_score_mean"
+EVAL_LOG_E_METRIC = "litellm_canary_eval_log_e_value"
 EVAL_SAMPLES_METRIC = "litellm_canary_eval_samples"
 
 #: The alert name of each rule.
@@ -183,8 +183,8 @@ def _z_score(w: str) -> str:
     return f"model_group:litellm_canary_error_rate_z_score:ratio_rate{w}"
 
 
-_EVAL_MEAN = "model_group_side:litellm_canary_eval_score:weighted_mean"
-_EVAL_SAMPLES = "model_group_side:litellm_canary_eval_samples:sum"
+_EVAL_LOG_E = "model_group_source:litellm_canary_eval_log_e_value:sum"
+_EVAL_SAMPLES = "model_group_side_source:litellm_canary_eval_samples:sum"
 
 
 def _record(name: str, expr: str) -> dict[str, Any]:
@@ -223,14 +223,11 @@ def _ttft_rules(w: str) -> list[dict[str, Any]]:
 
 
 def _eval_rules() -> list[dict[str, Any]]:
-    # Weighted over replicas: sum(mean x samples) / sum(samples) is the mean of all the samples.
+    # Replicas test disjoint samples, and a product of independent e-processes is an e-process: the
+    # sum of their log e-values is tested against the same log(sources / alpha) as each one.
     return [
-        _record(
-            _EVAL_MEAN,
-            f"sum by (model_group, side) ({EVAL_SCORE_MEAN_METRIC} * {EVAL_SAMPLES_METRIC})\n"
-            f"  /\nsum by (model_group, side) ({EVAL_SAMPLES_METRIC})",
-        ),
-        _record(_EVAL_SAMPLES, f"sum by (model_group, side) ({EVAL_SAMPLES_METRIC})"),
+        _record(_EVAL_LOG_E, f"sum by (model_group, source) ({EVAL_LOG_E_METRIC})"),
+        _record(_EVAL_SAMPLES, f"sum by (model_group, side, source) ({EVAL_SAMPLES_METRIC})"),
     ]
 
 
@@ -387,26 +384,25 @@ def _ttft_alert(rollout: Rollout, rule: TtftP99Trigger, w: str) -> dict[str, Any
     return _alert("ttft_p99", rollout, expr, w, summary, description)
 
 
-def _eval_alert(rollout: Rollout, rule: EvalScoreTrigger) -> dict[str, Any]:
+def _eval_alert(rollout: Rollout, rule: EvalScoreTrigger, sources: int) -> dict[str, Any]:
     g = rollout.model_group
     n = rule.min_samples
-    factor = (1 - rule.max_drop) * (1 - _REL_TOL)
+    threshold = math.log(sources / rule.alpha)  # SequentialEvalTest at alpha / sources
     expr = (
-        f"{_sel(_EVAL_MEAN, model_group=g, side='canary')}\n"
-        f"  < on(model_group) group_left()\n"
-        f"{_num(factor)} * {_sel(_EVAL_MEAN, model_group=g, side='stable')}\n"
-        f"and on(model_group)\n"
+        f"{_sel(_EVAL_LOG_E, model_group=g)} >= {_num(threshold)}\n"
+        f"and on(model_group, source)\n"
         f"{_sel(_EVAL_SAMPLES, model_group=g, side='canary')} >= {n}\n"
-        f"and on(model_group)\n"
+        f"and on(model_group, source)\n"
         f"{_sel(_EVAL_SAMPLES, model_group=g, side='stable')} >= {n}"
     )
     summary = (
-        f'{_WHO}: mean eval score {{{{ $value | printf "%.4g" }}}} is more than '
-        f"{_pct(rule.max_drop)} below stable's"
+        f"{_WHO}: {{{{ $labels.source }}}} eval scores are more than {_pct(rule.max_drop)} below "
+        f'stable\'s (log e-value {{{{ $value | printf "%.4g" }}}} >= {threshold:.4g})'
     )
     description = (
-        f"eval_score rule: the canary's mean eval score is below stable's x (1 - {rule.max_drop:g}) "
-        f"with at least {n} scores on each side; fires at once. {_FOOTER}"
+        f"eval_score rule: the always-valid sequential test of one score source (summed over replicas) "
+        f"rejects 'canary within {rule.max_drop:g} of stable' at alpha {rule.alpha:g} / {sources} "
+        f"source(s), with at least {n} scores on each side; fires at once. {_FOOTER}"
     )
     return _alert("eval_score", rollout, expr, None, summary, description)
 
@@ -454,9 +450,9 @@ def prometheus_rules_data(
                 w = window(t.ttft_p99.window_s)
                 ttft_windows[w] = None
                 alerts.append(_ttft_alert(rollout, t.ttft_p99, w))
-            else:
+            elif rollout.evals is not None:  # without an evals block no replica has eval scores
                 evals = True
-                alerts.append(_eval_alert(rollout, t.eval_score))
+                alerts.append(_eval_alert(rollout, t.eval_score, len(rollout.evals.sources)))
 
     rules: list[dict[str, Any]] = []
     for w in request_windows:

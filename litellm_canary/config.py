@@ -92,6 +92,9 @@ class FeedbackConfig(_Strict):
     ttl_s: float = Field(24 * 3600.0, gt=0, description="how long a response can still receive feedback")
 
 
+EvalSource = Literal["traffic", "golden", "feedback"]
+
+
 class BuiltinScorer(_Strict):
     """A built-in scorer by name (see :mod:`litellm_canary.evals`) with its arguments."""
 
@@ -125,6 +128,16 @@ class EvalsConfig(_Strict):
     golden_max_tokens: int | None = Field(None, ge=1)
     golden_timeout_s: float = Field(30.0, gt=0)
     feedback: bool = Field(False, description="user feedback feeds the eval_score rule as its own series")
+
+    @property
+    def sources(self) -> tuple[EvalSource, ...]:
+        """The score series the eval_score rule tests, each at ``alpha / len(sources)``."""
+        configured: tuple[tuple[EvalSource, bool], ...] = (
+            ("traffic", self.scorer is not None),
+            ("golden", self.golden_set is not None),
+            ("feedback", self.feedback),
+        )
+        return tuple(name for name, on in configured if on)
 
     @model_validator(mode="after")
     def _scores_something(self) -> EvalsConfig:

@@ -41,7 +41,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from litellm_canary.config import BuiltinScorer, CanaryConfig, ConfigError, EvalsConfig, EvalScoreTrigger
+from litellm_canary.config import (
+    BuiltinScorer,
+    CanaryConfig,
+    ConfigError,
+    EvalsConfig,
+    EvalScoreTrigger,
+    EvalSource,
+)
 from litellm_canary.controller import RolloutRuntime
 from litellm_canary.decision import Side
 from litellm_canary.evals import (
@@ -62,7 +69,7 @@ logger = logging.getLogger("litellm_canary.evals")
 
 __all__ = ["EvalJudge", "EvalPipeline", "Sample", "SampleQueue", "build_scorer"]
 
-Source = Literal["traffic", "golden", "feedback"]
+Source = EvalSource
 _SIDES = ("stable", "canary")
 
 
@@ -236,14 +243,7 @@ class _RolloutEvals:
         self.golden = golden
         self.monitor = monitor
         self.queue = SampleQueue(config.queue_size, on_ready)
-        sources: list[Source] = []
-        if scorer is not None:
-            sources.append("traffic")
-        if golden is not None:
-            sources.append("golden")
-        if config.feedback:
-            sources.append("feedback")
-        self.judge = EvalJudge(runtime.config.triggers.eval_score, tuple(sources))
+        self.judge = EvalJudge(runtime.config.triggers.eval_score, config.sources)
         self.scored: Counter[tuple[str, str, str]] = Counter()  # (source, side, ok|failed)
         self.golden_rounds = 0
         self.last_golden: dict[str, GoldenResult] = {}

@@ -33,6 +33,8 @@ from litellm_canary.alert_rules import (
     ttft_thresholds_s,
 )
 from litellm_canary.config import parse_config
+from litellm_canary.eval_sampling import EvalJudge
+from litellm_canary.evals import SequentialEvalTest
 from litellm_canary.triggers import (
     EvalScores,
     check_error_rate,
@@ -68,8 +70,10 @@ CONFIG = parse_config(
                     },
                     "ttft_p99": {"slo_ms": 2000, "ratio": 2.0, "window_s": 100, "min_requests": 20},
                     "fast_fail": {"error_rate": 0.5, "window_s": 20, "min_requests": 10},
-                    "eval_score": {"max_drop": 0.05, "min_samples": 30},
+                    "eval_score": {"max_drop": 0.05, "min_samples": 30, "alpha": 0.05},
                 },
+                # Two score sources: each sequential test runs at alpha / 2.
+                "evals": {"scorer": {"builtin": "regex", "pattern": "."}, "feedback": True},
             },
             {
                 # No baseline_error_rate: without enough stable traffic the error_rate rule cannot judge.
@@ -169,12 +173,23 @@ def ttft(group: str, side: str, per_s_at_or_below: Mapping[str, float]) -> list[
 
 
 def evals(
-    group: str, side: str, mean: float, samples: int, instance: str = REPLICA["instance"]
+    group: str,
+    source: str,
+    log_e_value: float,
+    canary_samples: int,
+    stable_samples: int,
+    instance: str = REPLICA["instance"],
 ) -> list[dict[str, str]]:
-    labels = {**REPLICA, "instance": instance, "model_group": group, "side": side}
+    """One replica's sequential test of one score source, as litellm_canary.metrics exposes it."""
+    labels = {**REPLICA, "instance": instance, "model_group": group, "source": source}
     return [
-        _series("litellm_canary_eval_score_mean", labels, f"{mean}x{SERIES_LENGTH}"),
-        _series("litellm_canary_eval_samples", labels, f"{samples}x{SERIES_LENGTH}"),
+        _series("litellm_canary_eval_log_e_value", labels, f"{log_e_value}x{SERIES_LENGTH}"),
+        _series(
+            "litellm_canary_eval_samples", {**labels, "side": "canary"}, f"{canary_samples}x{SERIES_LENGTH}"
+        ),
+        _series(
+            "litellm_canary_eval_samples", {**labels, "side": "stable"}, f"{stable_samples}x{SERIES_LENGTH}"
+        ),
     ]
 
 
@@ -191,6 +206,7 @@ class Scenario:
     silent_early: Sequence[str] = ()  # alerts with a `for` that must not fire yet at EARLY
     firing_early: Mapping[str, str] = field(default_factory=dict)  # alerts without `for`: already at EARLY
     promql: list[dict[str, Any]] = field(default_factory=list)
+    alert_labels: Mapping[str, str] = field(default_factory=lambda: {"side": "canary"})  # from the expr
 
 
 _rate10s = "model_group_side:litellm_canary_attempts:rate10s"
@@ -222,8 +238,8 @@ SCENARIOS: dict[str, Scenario] = {
         attempts("chat", "stable", 19, 1)
         + attempts("chat", "canary", 19, 1)
         + ttft("chat", "canary", FAST)
-        + evals("chat", "stable", 0.9, 100)
-        + evals("chat", "canary", 0.9, 100)
+        + evals("chat", "traffic", 0.4, 100, 100)
+        + evals("chat", "feedback", -2.0, 100, 100)
     ),
     # error_rate ------------------------------------------------------------------------------------
     "error_rate: canary 30% vs stable 5% fires after its window": Scenario(
@@ -364,27 +380,27 @@ SCENARIOS: dict[str, Scenario] = {
         ttft("chat", "stable", {"1.0": 0, "4.0": 0, "10.0": 100, "+Inf": 100}) + ttft("chat", "canary", FAST),
     ),
     # eval_score --------------------------------------------------------------------------------------
-    "eval_score: canary well below stable fires": Scenario(
-        evals("chat", "stable", 0.9, 40) + evals("chat", "canary", 0.8, 40),
-        firing={EVAL: "0.8"},
-        firing_early={EVAL: "0.8"},
+    # Threshold: log(2 sources / alpha 0.05) = log 40 = 3.689.
+    "eval_score: a test past log(sources/alpha) fires": Scenario(
+        evals("chat", "traffic", 4.5, 40, 40) + evals("chat", "feedback", 0.1, 40, 40),
+        firing={EVAL: "4.5"},
+        firing_early={EVAL: "4.5"},
+        alert_labels={"source": "traffic"},
     ),
-    "eval_score: exactly max_drop below stays silent": Scenario(
-        evals("chat", "stable", 1.0, 40) + evals("chat", "canary", 0.95, 40),
+    "eval_score: just below the threshold stays silent": Scenario(
+        evals("chat", "traffic", 3.68, 40, 40),
     ),
     "eval_score: too few samples on one side stays silent": Scenario(
-        evals("chat", "stable", 0.9, 40) + evals("chat", "canary", 0.5, 29),
+        evals("chat", "traffic", 9.0, 40, 29),
     ),
-    "eval_score: replicas are weighted by their samples": Scenario(
-        evals("chat", "stable", 0.8, 40)
-        + evals("chat", "canary", 0.9, 30)  # (0.9 x 30 + 0.5 x 10) / 40 = 0.8: as good as stable
-        + evals("chat", "canary", 0.5, 10, instance="replica-2:4000"),
+    "eval_score: sources are not pooled": Scenario(
+        evals("chat", "traffic", 2.0, 40, 40) + evals("chat", "feedback", 2.0, 40, 40),
     ),
-    "eval_score: samples add up over replicas": Scenario(
-        evals("chat", "stable", 0.9, 40)
-        + evals("chat", "canary", 0.5, 20)
-        + evals("chat", "canary", 0.5, 20, instance="replica-2:4000"),
-        firing={EVAL: "0.5"},
+    "eval_score: replicas' e-values multiply": Scenario(
+        evals("chat", "feedback", 2.0, 20, 20)
+        + evals("chat", "feedback", 2.0, 20, 20, instance="replica-2:4000"),
+        firing={EVAL: "4"},
+        alert_labels={"source": "feedback"},
     ),
 }
 
@@ -397,13 +413,15 @@ def _rules_by_alert(rules: Mapping[str, Any], group: str) -> dict[str, dict[str,
     }
 
 
-def _expected(rule: Mapping[str, Any], group: str, value: str) -> dict[str, Any]:
-    summary = rule["annotations"]["summary"].replace("{{ $labels.model_group }}", group)
+def _expected(rule: Mapping[str, Any], scenario: Scenario, value: str) -> dict[str, Any]:
+    summary = rule["annotations"]["summary"].replace("{{ $labels.model_group }}", scenario.group)
+    for label, label_value in scenario.alert_labels.items():
+        summary = summary.replace(f"{{{{ $labels.{label} }}}}", label_value)
     for pipe in ("humanizePercentage", "humanizeDuration", 'printf "%.4g"'):
         summary = summary.replace(f"{{{{ $value | {pipe} }}}}", value)
     assert "{{" not in summary
     return {
-        "exp_labels": {**rule["labels"], "side": "canary"},
+        "exp_labels": {**rule["labels"], **scenario.alert_labels},
         "exp_annotations": {**rule["annotations"], "summary": summary},
     }
 
@@ -417,7 +435,7 @@ def _unit_test(scenario: Scenario, rules: Mapping[str, Any]) -> dict[str, Any]:
             {
                 "eval_time": EVAL_AT,
                 "alertname": alert,
-                "exp_alerts": [] if fired is None else [_expected(rule, scenario.group, fired)],
+                "exp_alerts": [] if fired is None else [_expected(rule, scenario, fired)],
             }
         )
     for alert in scenario.silent_early:
@@ -427,7 +445,7 @@ def _unit_test(scenario: Scenario, rules: Mapping[str, Any]) -> dict[str, Any]:
             {
                 "eval_time": EARLY,
                 "alertname": alert,
-                "exp_alerts": [_expected(by_alert[alert], scenario.group, value)],
+                "exp_alerts": [_expected(by_alert[alert], scenario, value)],
             }
         )
     test: dict[str, Any] = {"interval": "1s", "input_series": scenario.series, "alert_rule_test": checks}
@@ -492,19 +510,19 @@ def _in_process_verdicts(scenario: Scenario) -> set[str]:
     t = CONFIG.rollout(scenario.group).triggers
     per_s: dict[tuple[str, str], float] = defaultdict(float)  # (side, ok|failed)
     ttft_at_or_below: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
-    means: dict[tuple[str, str], float] = {}  # (side, replica): mean eval score
-    samples: dict[tuple[str, str], float] = {}  # (side, replica): its number of scores
+    log_e: dict[str, float] = defaultdict(float)  # source: log e-values summed over replicas
+    samples: dict[tuple[str, str], int] = defaultdict(int)  # (source, side): scores over replicas
     for spec in scenario.series:
         metric, labels, value = _parse(spec)
-        side = labels["side"]
+        side = labels.get("side", "")  # the log e-value is per source, not per side
         if metric == "litellm_canary_attempts_total":
             per_s[(side, "ok" if labels["outcome"] == "success" else "failed")] += value
         elif metric == "litellm_canary_ttft_seconds_bucket":
             ttft_at_or_below[side][float(labels["le"])] += value
         elif metric == "litellm_canary_eval_samples":
-            samples[(side, labels["instance"])] = value
-        elif metric == "litellm_canary_eval_score_mean":
-            means[(side, labels["instance"])] = value
+            samples[(labels["source"], side)] += int(value)
+        elif metric == "litellm_canary_eval_log_e_value":
+            log_e[labels["source"]] += value
 
     def window(side: str, window_s: float) -> WindowStats:
         ok, failed = per_s[(side, "ok")] * window_s, per_s[(side, "failed")] * window_s
@@ -530,17 +548,22 @@ def _in_process_verdicts(scenario: Scenario) -> set[str]:
             below, previous = cumulative, le
         if check_ttft_p99(t.ttft_p99, canary.stats()).state == "breaching":
             fired.add(TTFT)
-    if t.eval_score.enabled and means:
-
-        def side_scores(side: str) -> tuple[float, int]:
-            n = sum(samples[key] for key in means if key[0] == side)
-            total = sum(mean * samples[key] for key, mean in means.items() if key[0] == side)
-            return (total / n if n else 0.0), int(n)
-
-        (canary_mean, canary_n), (stable_mean, stable_n) = side_scores("canary"), side_scores("stable")
-        verdict = check_eval_score(t.eval_score, EvalScores(canary_mean, canary_n, stable_mean, stable_n))
-        if verdict.state == "breaching":
-            fired.add(EVAL)
+    evals_config = CONFIG.rollout(scenario.group).evals
+    if t.eval_score.enabled and evals_config is not None:
+        # The threshold each replica's judge tests every source against.
+        alpha_each = EvalJudge(t.eval_score, evals_config.sources).alpha_each
+        threshold = SequentialEvalTest(t.eval_score.max_drop, alpha_each, t.eval_score.min_samples).threshold
+        for source, statistic in log_e.items():
+            scores = EvalScores(
+                0.0,
+                samples[(source, "canary")],
+                0.0,
+                samples[(source, "stable")],
+                reject=statistic >= threshold,
+                source=source,
+            )
+            if check_eval_score(t.eval_score, scores).state == "breaching":
+                fired.add(EVAL)
     return fired
 
 
