@@ -105,7 +105,13 @@ def router() -> Router:
 
 @pytest.fixture
 def canary(router: Router) -> Iterator[Canary]:
-    canary = litellm_canary.attach(router, {"rollouts": [chat_rollout()], "flag_store": {"kind": "memory"}})
+    # A fixed wall clock: status() carries the canary window's remaining time, and the round-trip test
+    # compares two status() snapshots.
+    canary = litellm_canary.attach(
+        router,
+        {"rollouts": [chat_rollout()], "flag_store": {"kind": "memory"}},
+        wall_clock=lambda: 1_800_000_000.0,
+    )
     canary.set_side("chat", "canary")
     yield canary
     canary.detach()
