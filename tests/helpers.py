@@ -76,3 +76,14 @@ def upstream_router(upstreams: dict[str, Any], group: str = "chat", **kwargs: An
     from litellm.router import Router
 
     return Router(model_list=[u.deployment(group, d) for d, u in upstreams.items()], **kwargs)
+
+
+def missing_tool(reason: str) -> None:
+    """A test's external binary is missing: skip locally, fail in CI (``CI=true``), which installs it."""
+    import os
+
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)

@@ -119,12 +119,12 @@ def missing_binaries_reason(missing: list[str]) -> str:
 
 
 def require_binaries() -> dict[str, str]:
-    """The binaries' paths; skips the calling test (``pytest.skip``) when one is missing."""
-    import pytest
+    """The binaries' paths; skips the calling test when one is missing (fails it in CI)."""
+    from tests.helpers import missing_tool
 
     found, missing = find_binaries()
     if missing:
-        pytest.skip(missing_binaries_reason(missing))
+        missing_tool(missing_binaries_reason(missing))
     return found
 
 

@@ -80,3 +80,11 @@ class RedisServer:
 
     def __exit__(self, *exc: object | TracebackType) -> None:
         self.stop()
+
+
+def require_redis_server() -> None:
+    """Skip the calling test without ``redis-server`` (fail it in CI, which installs it)."""
+    from tests.helpers import missing_tool
+
+    if redis_server_binary() is None:
+        missing_tool("redis-server is not installed (apt-get install redis-server, or .ci/install-redis.sh)")

@@ -44,6 +44,7 @@ from litellm_canary.triggers import (
     error_rate_z,
 )
 from litellm_canary.windows import OutcomeWindow, WindowStats
+from tests.helpers import missing_tool
 
 REPO = Path(__file__).resolve().parent.parent
 TIME_SCALE = 10.0  # windows: error_rate and ttft_p99 100 s -> 10s, fast_fail 20 s -> 2s
@@ -110,7 +111,7 @@ def tools() -> dict[str, str]:
     found = {tool: _find(tool) for tool in ("promtool", "amtool")}
     missing = sorted(tool for tool, path in found.items() if path is None)
     if missing:
-        pytest.skip(
+        missing_tool(
             f"{' and '.join(missing)} not found on PATH, in $LITELLM_CANARY_PROM_BIN or .ci/bin: "
             "run .ci/install-prometheus.sh (Debian's prometheus and prometheus-alertmanager packages)"
         )

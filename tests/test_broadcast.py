@@ -8,7 +8,6 @@ synchronise: tests wait on controller listeners or on ``RedisBroadcast.wait_for`
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import time
@@ -26,23 +25,15 @@ from litellm_canary.canary import Canary
 from litellm_canary.config import BroadcastConfig, ConfigError, parse_config
 from tests.gateway_process import GatewayProcess, free_port
 from tests.helpers import chat_rollout, deployment, started_upstreams
-from tests.redis_server import RedisServer, redis_server_binary
+from tests.redis_server import RedisServer, require_redis_server
 
 WAIT_S = 10.0
 CHANNEL = "canary-test"
 
 
-def _require_redis_server() -> None:
-    if redis_server_binary() is None:
-        message = "redis-server is not installed (apt-get install redis-server, or .ci/install-redis.sh)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.fixture
 def server() -> Iterator[RedisServer]:
-    _require_redis_server()
+    require_redis_server()
     with RedisServer() as running:
         yield running
 

@@ -21,7 +21,7 @@ from litellm_canary.decision import Side
 from litellm_canary.flags import FlagdFileStore
 from tests.gateway_process import GatewayProcess, free_port
 from tests.helpers import chat_rollout, started_upstreams
-from tests.redis_server import RedisServer, redis_server_binary
+from tests.redis_server import RedisServer, require_redis_server
 
 TOKEN = "cli-test-token"
 
@@ -176,10 +176,7 @@ def test_config_mode_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 def test_config_mode_publishes_on_redis_and_reports_a_dead_redis(tmp_path: Path) -> None:
-    if redis_server_binary() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is not installed (.ci/install-redis.sh)")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    require_redis_server()
     flags = tmp_path / "flags.json"
     FlagdFileStore(flags).set_side("chat-canary", Side.CANARY)
     with RedisServer() as server:

@@ -9,18 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.redis_server import redis_server_binary
+from tests.redis_server import require_redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_flip_reaches_every_replica_on_both_paths() -> None:
-    if redis_server_binary() is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is not installed (.ci/install-redis.sh)")
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    require_redis_server()
     completed = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "propagation.py"), "--quick", "--json", "--replicas", "2"],
         capture_output=True,
