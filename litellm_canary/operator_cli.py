@@ -32,6 +32,7 @@ from typing import Any
 from litellm_canary.config import CanaryConfig, ConfigError, Rollout, load_config_file
 from litellm_canary.decision import Side
 from litellm_canary.flags import FlagdFileStore
+from litellm_canary.window import FlagMetadataWindowStore, WindowState
 
 TOKEN_ENV = "LITELLM_CANARY_TOKEN"
 
@@ -281,6 +282,10 @@ def _via_config(args: argparse.Namespace) -> dict[str, Any]:
             else:
                 assert percent is not None
                 store.set_canary_percent(rollout.flag_key, percent)
+                # A re-armed canary is judged afresh: a new canary window, as Canary.rearm opens.
+                FlagMetadataWindowStore(store).save(
+                    rollout.flag_key, WindowState(time.time(), rollout.window_h)
+                )
         except Exception as error:  # filelock timeout, permissions, a full disk: report, do not crash
             raise OperatorError(f"cannot write flag file {store.path}: {error}", 1) from None
         took = round((time.perf_counter() - started) * 1e3, 3)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import yaml
 from litellm_canary.broadcast import state_key
 from litellm_canary.decision import Side
 from litellm_canary.flags import FlagdFileStore
+from litellm_canary.window import FlagMetadataWindowStore, WindowState
 from tests.gateway_process import GatewayProcess, free_port
 from tests.helpers import chat_rollout, started_upstreams
 from tests.redis_server import RedisServer, require_redis_server
@@ -135,10 +137,15 @@ def test_rollback_writes_the_flag_file(tmp_path: Path) -> None:
     assert f"flag 'chat-canary' in {flags} -> stable (" in done.stdout
     assert "no broadcast configured" in done.stdout
 
+    old_window = WindowState(time.time() - 7200, 48.0, rolled_back_at=time.time() - 60)
+    FlagMetadataWindowStore(FlagdFileStore(flags)).save("chat-canary", old_window)
     rearm = _run("rearm", "--group", "chat", "--config", config, "--canary-percent", "25", "--json")
     assert rearm.returncode == 0, rearm.stderr
     assert json.loads(rearm.stdout)["flag"]["serving"] == "25 % canary"
     assert _serving(flags)["targeting"]["fractional"] == [["canary", 2500], ["stable", 7500]]
+    window = FlagMetadataWindowStore(FlagdFileStore(flags)).load("chat-canary")
+    assert window is not None and window.rolled_back_at is None  # a fresh window opened
+    assert window.started_at > old_window.started_at + 3600
 
     bare = _run("rearm", "--group", "chat", "--config", config)
     assert bare.returncode == 2 and "--canary-percent" in bare.stderr
