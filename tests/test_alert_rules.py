@@ -497,6 +497,15 @@ def test_every_scenario_is_checked_against_every_alert_of_its_rollout() -> None:
     assert fired == set(ALERT_NAMES.values())
 
 
+def test_no_eval_alert_without_an_evals_block() -> None:
+    """Without ``evals`` no replica has eval scores: the in-process rule can never judge, so neither
+    is there an alert (or its recordings)."""
+    config = parse_config({"rollouts": [{**CONFIG.rollout("chat").model_dump(exclude={"evals"})}]})
+    rules = prometheus_rules_data(config, time_scale=TIME_SCALE)
+    assert EVAL not in _rules_by_alert(rules, "chat")
+    assert not [r for r in rules["groups"][0]["rules"] if "eval" in r.get("record", "")]
+
+
 def _parse(series: Mapping[str, str]) -> tuple[str, dict[str, str], float]:
     """``(metric, labels, per-second rate or gauge value)`` of one synthetic series."""
     match = re.fullmatch(r"(\w+)\{(.*)\}", series["series"])
