@@ -316,7 +316,12 @@ class PostRollback:
         state.drained_after_ms = round((self._clock() - state.record.decided_mono) * 1e3, 3)
         if self.recorder is not None and state.incident_id is not None:
             try:
-                await self.recorder.complete(group, drain_timeout=timeout, drained=drained)
+                await self.recorder.complete(
+                    group,
+                    drain_timeout=timeout,
+                    drained=drained,
+                    decisions_after_flip=(state.after_flip[0], state.after_flip[1]),
+                )
             except Exception:
                 logger.exception("could not complete incident %s", state.incident_id)
 
@@ -522,5 +527,8 @@ def install_followup(
             raise ConfigError(f"incidents.dir: cannot create {incidents.dir}: {error.strerror}") from None
         if not os.access(incidents.dir, os.W_OK | os.X_OK):
             raise ConfigError(f"incidents.dir: {incidents.dir} is not writable")
-        recorder = IncidentRecorder(canary, IncidentStore(incidents.dir), wall_clock=wall_clock)
+        # The follow-up counts the decisions after the flip itself (status shows them without incidents).
+        recorder = IncidentRecorder(
+            canary, IncidentStore(incidents.dir), wall_clock=wall_clock, count_decisions=False
+        )
     return PostRollback(canary, recorder=recorder, clock=clock, wall_clock=wall_clock, auto=auto)

@@ -586,15 +586,23 @@ class IncidentRecorder:
     """Writes an incident for every rollback of ``canary`` (on the rollback path: two small files)."""
 
     def __init__(
-        self, canary: Canary, store: IncidentStore, *, wall_clock: Callable[[], float] = time.time
+        self,
+        canary: Canary,
+        store: IncidentStore,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        count_decisions: bool = True,
     ) -> None:
+        """``count_decisions=False``: the caller already counts decisions after the flip (one listener
+        on the request path is enough) and hands them to :meth:`complete`."""
         self._canary = canary
         self.store = store
         self._wall_clock = wall_clock
         self._open: dict[str, tuple[str, RollbackRecord]] = {}
         self._after_flip: dict[str, list[int]] = {}  # group -> [canary, draining] decisions since the flip
         self.errors: list[str] = []
-        canary.on_decision(self._on_decision)
+        if count_decisions:
+            canary.on_decision(self._on_decision)
         canary.controller.on_rollback(self._on_rollback)
 
     def incident_id(self, model_group: str) -> str | None:
@@ -632,10 +640,12 @@ class IncidentRecorder:
         drain_timeout: float | None,
         series: TimelineSeries | None = None,
         drained: bool | None = None,
+        decisions_after_flip: tuple[int, int] | None = None,
     ) -> Incident:
         """Await the canary's drain, then record it with the final traffic facts (and the flag write,
         if the store was only written by a background retry). ``drained`` given: the caller has
-        already awaited the drain (``drain_timeout`` is then only reported)."""
+        already awaited the drain (``drain_timeout`` is then only reported). ``decisions_after_flip``
+        (canary, conversation-drain) given: the caller's counts instead of this recorder's."""
         entry = self._open.get(model_group)
         if entry is None:
             raise IncidentNotFound(f"no incident recorded for model group {model_group!r}")
@@ -643,7 +653,7 @@ class IncidentRecorder:
         if drained is None:
             drained = await self._canary.drained(model_group, drain_timeout)
         drained_wall = self._wall_clock()
-        counts = self._after_flip.get(model_group, [0, 0])
+        counts = decisions_after_flip or tuple(self._after_flip.get(model_group, (0, 0)))
 
         def change(incident: Incident) -> Incident:
             decided_wall = _parse_wall(incident.decided_at)
