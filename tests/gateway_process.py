@@ -7,12 +7,16 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import yaml
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -32,6 +36,49 @@ def stop_process(process: subprocess.Popen[Any] | None, grace_s: float = 10) -> 
             process.wait()
 
 
+def watch_output(process: subprocess.Popen[str], marker: str) -> tuple[threading.Event, list[str]]:
+    """Read ``process``'s stdout on a thread; the event is set when a line contains ``marker`` (the
+    process says it is ready) or the output ends (it exited: the caller reports the collected lines)."""
+    ready = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if marker in line:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    return ready, lines
+
+
+def wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
+    """Poll ``condition`` (a question to another process, which cannot signal us) until it returns
+    something truthy, and return that; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+    return value
+
+
+def chat_gateway_config(
+    stable: Any, canary: Any, rollout: dict[str, Any] | None = None, **canary_config: Any
+) -> dict[str, Any]:
+    """A gateway file for model group ``chat``: one ``stable`` and one ``canary`` FakeUpstream, the
+    rollout (``chat_rollout`` plus ``rollout``) and the rest of the canary config."""
+    from tests.helpers import chat_rollout
+
+    return {
+        "model_list": [stable.deployment("chat", "chat-stable"), canary.deployment("chat", "chat-canary")],
+        "router_settings": {"num_retries": 0},
+        "litellm_canary": {"rollouts": [chat_rollout(**(rollout or {}))], **canary_config},
+    }
+
+
 class GatewayProcess:
     """``litellm-canary serve --config`` on 127.0.0.1; ready once uvicorn says it is running."""
 
@@ -42,7 +89,6 @@ class GatewayProcess:
         self.config_path = directory / f"gateway-{self.port}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.log: list[str] = []
-        self._ready = threading.Event()
         self._process: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 60) -> GatewayProcess:
@@ -63,19 +109,11 @@ class GatewayProcess:
             text=True,
             env=env,
         )
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self._ready.wait(timeout):
+        ready, self.log = watch_output(self._process, "Uvicorn running on")
+        if not ready.wait(timeout) or self._process.poll() is not None:
             self.stop()
             raise RuntimeError("gateway did not start:\n" + "".join(self.log[-40:]))
         return self
-
-    def _read(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        for line in self._process.stdout:
-            self.log.append(line)
-            if "Uvicorn running on" in line:
-                self._ready.set()
-        self._ready.set()  # the process ended; start() reports the log
 
     def stop(self) -> None:
         stop_process(self._process)

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from types import TracebackType
 
-from tests.gateway_process import stop_process
+from tests.gateway_process import free_port, stop_process, watch_output
 
 
 def redis_server_binary() -> str | None:
     return shutil.which("redis-server") or (
         "/usr/bin/redis-server" if os.access("/usr/bin/redis-server", os.X_OK) else None
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
@@ -33,7 +25,7 @@ class RedisServer:
         if binary is None:
             raise RuntimeError("redis-server is not installed (run .ci/install-redis.sh)")
         self.binary = binary
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -52,24 +44,15 @@ class RedisServer:
                 "--protected-mode",
                 "yes",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
-        deadline = time.monotonic() + timeout
-        while True:  # poll the port: redis-server has no readiness signal we can wait on
-            if self._process.poll() is not None:
-                raise RuntimeError(f"redis-server exited with status {self._process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"redis-server did not answer on port {self.port}")
-            time.sleep(0.02)
+        ready, log = watch_output(self._process, "Ready to accept connections")
+        if not ready.wait(timeout) or self._process.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"redis-server did not start on port {self.port}:\n" + "".join(log[-20:]))
+        return self
 
     def stop(self) -> None:
         stop_process(self._process)

@@ -13,7 +13,7 @@ from litellm_canary import cli
 from litellm_canary.drill import STANDARDS, _finish
 from litellm_canary.fake_upstream import FakeUpstream
 from litellm_canary.incidents import IncidentStore
-from tests.gateway_process import GatewayProcess, GatewayTraffic
+from tests.gateway_process import GatewayProcess, GatewayTraffic, chat_gateway_config
 
 KEYS = {
     "fault",
@@ -32,6 +32,7 @@ TRIGGERS = {
     "slow-ttft": {"ttft_p99"},
     "bad-answers": {"eval_score"},
 }
+FAST_TRIGGERS = {"error_rate": {"min_requests": 3}, "ttft_p99": {"min_requests": 3}}
 TOKEN = "drill-test-token"
 
 
@@ -110,24 +111,13 @@ def gateway(tmp_path: Path) -> Any:
     stable = FakeUpstream("stable", answer="fine").start()
     canary = FakeUpstream("canary", answer="fine").start()
     incidents = tmp_path / "incidents"
-    config = {
-        "model_list": [stable.deployment("chat", "chat-stable"), canary.deployment("chat", "chat-canary")],
-        "router_settings": {"num_retries": 0},
-        "litellm_canary": {
-            "rollouts": [
-                {
-                    "model_group": "chat",
-                    "stable": ["chat-stable"],
-                    "canary": ["chat-canary"],
-                    "flag_key": "chat-canary",
-                    "verify_within_s": 2.0,
-                    "triggers": {"error_rate": {"min_requests": 3}, "ttft_p99": {"min_requests": 3}},
-                }
-            ],
-            "flag_store": {"kind": "memory"},
-            "incidents": {"dir": str(incidents)},
-        },
-    }
+    config = chat_gateway_config(
+        stable,
+        canary,
+        {"verify_within_s": 2.0, "triggers": FAST_TRIGGERS},
+        flag_store={"kind": "memory"},
+        incidents={"dir": str(incidents)},
+    )
     process = GatewayProcess(tmp_path, config, TOKEN).start()
     try:
         yield process, incidents

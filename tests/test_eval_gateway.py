@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,21 +10,9 @@ import httpx
 import openai
 
 from litellm_canary.fake_upstream import FakeUpstream
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess, chat_gateway_config, wait_for
 
 TOKEN = "test-token-evals-0123456789"
-
-
-def _poll(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """Another process's state can only be polled: check it until it holds (timeout = failure)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.1)
 
 
 def test_a_gateway_rolls_back_a_canary_that_fails_its_golden_set(tmp_path: Path) -> None:
@@ -38,28 +24,23 @@ def test_a_gateway_rolls_back_a_canary_that_fails_its_golden_set(tmp_path: Path)
     stable = FakeUpstream("stable", answer="The answer is 4.").start()
     canary = FakeUpstream("canary", answer="The answer is 4.").start()
     canary.set_faults(bad_answer="no idea")
-    config = {
-        "model_list": [stable.deployment("chat", "chat-stable"), canary.deployment("chat", "chat-canary")],
-        "litellm_canary": {
-            "rollouts": [
-                {
-                    "model_group": "chat",
-                    "stable": ["chat-stable"],
-                    "canary": ["chat-canary"],
-                    "flag_key": "chat",
-                    "triggers": {"eval_score": {"min_samples": 5}},
-                    "evals": {
-                        "scorer": {"builtin": "regex", "pattern": "answer is 4"},
-                        "sample_rate": 1.0,
-                        "golden_set": str(golden),
-                        "golden_interval_s": 0.2,
-                    },
-                }
-            ],
-            "flag_store": {"kind": "flagd_file", "path": str(tmp_path / "flags.json")},
-            "evaluation_step_s": 0.05,
+    rollout = {
+        "flag_key": "chat",
+        "triggers": {"eval_score": {"min_samples": 5}},
+        "evals": {
+            "scorer": {"builtin": "regex", "pattern": "answer is 4"},
+            "sample_rate": 1.0,
+            "golden_set": str(golden),
+            "golden_interval_s": 0.2,
         },
     }
+    config = chat_gateway_config(
+        stable,
+        canary,
+        rollout,
+        flag_store={"kind": "flagd_file", "path": str(tmp_path / "flags.json")},
+        evaluation_step_s=0.05,
+    )
     try:
         with GatewayProcess(tmp_path, config, TOKEN) as gateway:
             client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused")
@@ -73,10 +54,16 @@ def test_a_gateway_rolls_back_a_canary_that_fails_its_golden_set(tmp_path: Path)
                 response = httpx.get(f"{gateway.url}/canary/status", headers=gateway.headers)
                 return dict(response.json()["groups"]["chat"])
 
-            rolled_back = _poll(lambda: (s := status())["state"] == "rolled_back" and s)
+            rolled_back = wait_for(
+                lambda: (s := status())["state"] == "rolled_back" and s, 30, "the rollback"
+            )
             cause = rolled_back["last_rollback"]["cause"]
             assert (cause["rule"], cause["source"], cause["reject"]) == ("eval_score", "golden", True)
-            evals = _poll(lambda: (s := status()["evals"])["scored"]["traffic"]["stable"]["ok"] == 5 and s)
+            evals = wait_for(
+                lambda: (s := status()["evals"])["scored"]["traffic"]["stable"]["ok"] == 5 and s,
+                30,
+                "5 scores",
+            )
             assert evals["golden"]["baseline_mean"] == 1.0
             metrics = httpx.get(f"{gateway.url}/metrics/").text
             assert (

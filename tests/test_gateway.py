@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from litellm_canary.fake_upstream import FakeUpstream
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess, chat_gateway_config
 
 TOKEN = "test-token-0123456789"
 
@@ -21,23 +21,12 @@ TOKEN = "test-token-0123456789"
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     stable = FakeUpstream("stable", answer="stable answer").start()
     canary = FakeUpstream("canary", answer="canary answer").start()
-    config = {
-        "model_list": [stable.deployment("chat", "chat-stable"), canary.deployment("chat", "chat-canary")],
-        "litellm_canary": {
-            "rollouts": [
-                {
-                    "model_group": "chat",
-                    "stable": ["chat-stable"],
-                    "canary": ["chat-canary"],
-                    "flag_key": "chat",
-                }
-            ],
-            "flag_store": {
-                "kind": "flagd_file",
-                "path": str(tmp_path_factory.mktemp("flags") / "flags.json"),
-            },
-        },
-    }
+    config = chat_gateway_config(
+        stable,
+        canary,
+        {"flag_key": "chat"},
+        flag_store={"kind": "flagd_file", "path": str(tmp_path_factory.mktemp("flags") / "flags.json")},
+    )
     with GatewayProcess(tmp_path_factory.mktemp("gateway"), config, TOKEN) as process:
         yield process
     stable.stop()

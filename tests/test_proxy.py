@@ -25,7 +25,8 @@ import yaml
 from litellm_canary.decision import Side
 from litellm_canary.fake_upstream import FakeUpstream
 from litellm_canary.flags import FlagdFileStore
-from tests.proxy_process import ProxyProcess, ServedUpstream, wait_for
+from tests.gateway_process import wait_for
+from tests.proxy_process import ProxyProcess, ServedUpstream
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 

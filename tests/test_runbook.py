@@ -14,9 +14,10 @@ import httpx
 
 from litellm_canary.fake_upstream import FakeUpstream
 from litellm_canary.incidents import IncidentStore
-from tests.gateway_process import GatewayProcess, GatewayTraffic, free_port
+from tests.gateway_process import GatewayProcess, GatewayTraffic, chat_gateway_config, free_port
 
 RUNBOOK = Path(__file__).parent.parent / "docs" / "runbook.md"
+FAST_TRIGGERS = {"error_rate": {"min_requests": 3}, "ttft_p99": {"min_requests": 3}}
 TOKEN = "runbook-token"
 
 
@@ -37,25 +38,14 @@ def test_every_runbook_command_works_against_a_running_gateway(tmp_path: Path) -
     canary = FakeUpstream("canary", answer="fine").start()
     incidents = tmp_path / "incidents"
     port = free_port()
-    config = {
-        "model_list": [stable.deployment("chat", "chat-stable"), canary.deployment("chat", "chat-canary")],
-        "router_settings": {"num_retries": 0},
-        "gateway": {"port": port},
-        "litellm_canary": {
-            "rollouts": [
-                {
-                    "model_group": "chat",
-                    "stable": ["chat-stable"],
-                    "canary": ["chat-canary"],
-                    "flag_key": "chat-canary",
-                    "verify_within_s": 2.0,
-                    "triggers": {"error_rate": {"min_requests": 3}, "ttft_p99": {"min_requests": 3}},
-                }
-            ],
-            "flag_store": {"kind": "flagd_file", "path": str(tmp_path / "flags.json")},
-            "incidents": {"dir": str(incidents)},
-        },
-    }
+    config = chat_gateway_config(
+        stable,
+        canary,
+        {"verify_within_s": 2.0, "triggers": FAST_TRIGGERS},
+        flag_store={"kind": "flagd_file", "path": str(tmp_path / "flags.json")},
+        incidents={"dir": str(incidents)},
+    )
+    config["gateway"] = {"port": port}
     gateway = GatewayProcess(tmp_path, config, TOKEN, port=port).start()
     env = {
         **os.environ,
