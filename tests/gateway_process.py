@@ -54,15 +54,28 @@ def watch_output(process: subprocess.Popen[str], marker: str) -> tuple[threading
     return ready, lines
 
 
-def wait_for(condition: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll ``condition`` (a question to another process, which cannot signal us) until it returns
-    something truthy, and return that; fail after ``timeout`` seconds."""
+def wait_until(
+    predicate: Callable[[], T | None], timeout: float, *, interval: float = 0.05, what: str = "condition"
+) -> T:
+    """Poll ``predicate`` every ``interval`` s until it returns a truthy value, and return that value.
+
+    Raises ``TimeoutError`` naming ``what`` (and the last HTTP error, if any) when ``timeout`` s pass
+    first. HTTP and OS errors of the predicate (a server still starting) count as "not yet"; any other
+    exception (say, a daemon that died) propagates at once.
+    """
     deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return value
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = predicate()
+        except (httpx.HTTPError, OSError) as error:  # e.g. connection refused while a server starts
+            value, last_error = None, error
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            detail = f" (last error: {last_error!r})" if last_error is not None else ""
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}{detail}")
+        time.sleep(interval)
 
 
 def chat_gateway_config(

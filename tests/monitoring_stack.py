@@ -41,7 +41,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +56,7 @@ from litellm_canary.alert_rules import ALERT_NAMES, alertmanager_config, prometh
 from litellm_canary.config import CanaryConfig, parse_config
 from litellm_canary.fake_upstream import FakeUpstream
 from litellm_canary.flags import FlagdFileStore
-from tests.gateway_process import GatewayProcess, free_port
+from tests.gateway_process import GatewayProcess, free_port, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 PROMETHEUS = "prometheus"
@@ -68,30 +68,6 @@ T = TypeVar("T")
 
 
 # -- waiting -----------------------------------------------------------------------------------------
-
-
-def wait_until(
-    predicate: Callable[[], T | None], timeout: float, *, interval: float = 0.05, what: str = "condition"
-) -> T:
-    """Poll ``predicate`` every ``interval`` s until it returns a truthy value, and return that value.
-
-    Raises ``TimeoutError`` naming ``what`` (and the last HTTP error, if any) when ``timeout`` s pass
-    first. HTTP and OS errors of the predicate (a server still starting) count as "not yet"; any other
-    exception (say, a daemon that died) propagates at once.
-    """
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while True:
-        try:
-            value = predicate()
-        except (httpx.HTTPError, OSError) as error:  # e.g. connection refused while a server starts
-            value, last_error = None, error
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            detail = f" (last error: {last_error!r})" if last_error is not None else ""
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}{detail}")
-        time.sleep(interval)
 
 
 # -- the binaries --------------------------------------------------------------------------------------

@@ -7,14 +7,13 @@ import secrets
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from tests.gateway_process import free_port, stop_process
+from tests.gateway_process import free_port, stop_process, wait_until
 
 LITELLM = str(Path(sys.executable).with_name("litellm"))
 
@@ -63,18 +62,16 @@ class ProxyProcess:
         return self
 
     def wait_ready(self, timeout: float = 240.0) -> ProxyProcess:
-        deadline = time.monotonic() + timeout
-        with httpx.Client(timeout=2.0) as client:
-            while time.monotonic() < deadline:
-                if self._process is None or self._process.poll() is not None:
-                    raise RuntimeError(f"proxy {self.name} exited:\n{self.log_tail()}")
-                try:
-                    if client.get(f"{self.url}/health/liveliness").status_code == 200:
-                        return self
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)  # polling another process's readiness: nothing to await
-        raise RuntimeError(f"proxy {self.name} not ready within {timeout}s:\n{self.log_tail()}")
+        def live() -> bool:  # the proxy says nothing we could await: ask its health route
+            if self._process is None or self._process.poll() is not None:
+                raise RuntimeError(f"proxy {self.name} exited:\n{self.log_tail()}")
+            return httpx.get(f"{self.url}/health/liveliness", timeout=2.0).status_code == 200
+
+        try:
+            wait_until(live, timeout, interval=0.2, what=f"proxy {self.name} to be live")
+        except TimeoutError as error:
+            raise RuntimeError(f"{error}:\n{self.log_tail()}") from None
+        return self
 
     def log_tail(self, lines: int = 40) -> str:
         try:

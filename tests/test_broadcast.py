@@ -23,7 +23,7 @@ from litellm_canary import attach
 from litellm_canary.broadcast import RedisBroadcast, publish_change, redact_url, state_key
 from litellm_canary.canary import Canary
 from litellm_canary.config import BroadcastConfig, ConfigError, parse_config
-from tests.gateway_process import GatewayProcess, free_port, wait_for
+from tests.gateway_process import GatewayProcess, free_port, wait_until
 from tests.helpers import chat_rollout, deployment, started_upstreams
 from tests.redis_server import RedisServer, require_redis_server
 
@@ -297,7 +297,7 @@ def test_a_gateway_process_follows_and_drives_the_broadcast(
                 return status if status["groups"]["chat"]["state"] == "armed" else None
 
             # another process: poll its status until it has applied version 2
-            status = wait_for(gateway_armed, WAIT_S, "the gateway to follow the re-arm")
+            status = wait_until(gateway_armed, WAIT_S, what="the gateway to follow the re-arm")
             assert status["broadcast"]["replica_id"] == "gw" and status["broadcast"]["connected"]
             assert status["broadcast"]["versions"] == {"chat": 2}
     finally:

@@ -10,7 +10,7 @@ import httpx
 import openai
 
 from litellm_canary.fake_upstream import FakeUpstream
-from tests.gateway_process import GatewayProcess, chat_gateway_config, wait_for
+from tests.gateway_process import GatewayProcess, chat_gateway_config, wait_until
 
 TOKEN = "test-token-evals-0123456789"
 
@@ -54,15 +54,15 @@ def test_a_gateway_rolls_back_a_canary_that_fails_its_golden_set(tmp_path: Path)
                 response = httpx.get(f"{gateway.url}/canary/status", headers=gateway.headers)
                 return dict(response.json()["groups"]["chat"])
 
-            rolled_back = wait_for(
-                lambda: (s := status())["state"] == "rolled_back" and s, 30, "the rollback"
+            rolled_back = wait_until(
+                lambda: (s := status())["state"] == "rolled_back" and s, 30, what="the rollback"
             )
             cause = rolled_back["last_rollback"]["cause"]
             assert (cause["rule"], cause["source"], cause["reject"]) == ("eval_score", "golden", True)
-            evals = wait_for(
+            evals = wait_until(
                 lambda: (s := status()["evals"])["scored"]["traffic"]["stable"]["ok"] == 5 and s,
                 30,
-                "5 scores",
+                what="5 scores",
             )
             assert evals["golden"]["baseline_mean"] == 1.0
             metrics = httpx.get(f"{gateway.url}/metrics/").text

@@ -25,7 +25,7 @@ import yaml
 from litellm_canary.decision import Side
 from litellm_canary.fake_upstream import FakeUpstream
 from litellm_canary.flags import FlagdFileStore
-from tests.gateway_process import wait_for
+from tests.gateway_process import wait_until
 from tests.proxy_process import ProxyProcess, ServedUpstream
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -143,7 +143,7 @@ def reset(proxy: ProxyProcess, flags: Path, side: Side, *groups: str) -> None:
     for group in groups or ("chat",):
         assert proxy.admin("POST", "/canary/rearm", json={"model_group": group}).status_code == 200
         FlagdFileStore(flags).set_side(group if proxy.name == "main" else f"{group}-canary", side)
-    wait_for(lambda: chat_side(proxy) == side.value, FOLLOW_S, f"{proxy.name} to route chat to {side}")
+    wait_until(lambda: chat_side(proxy) == side.value, FOLLOW_S, what=f"{proxy.name} to route chat to {side}")
 
 
 # -- routing by flag -------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def test_a_responses_continuation_stays_on_its_side(proxies: Proxies) -> None:
     stable_first = api.responses.create(model="chat", input="hi")
     assert side_of(stable_first.output_text) == "stable"
     FlagdFileStore(proxies.flags_path).set_side("chat", Side.CANARY)
-    wait_for(lambda: chat_side(main) == "canary", FOLLOW_S, "main to route chat to canary")
+    wait_until(lambda: chat_side(main) == "canary", FOLLOW_S, what="main to route chat to canary")
     follow_up = api.responses.create(model="chat", input="more", previous_response_id=stable_first.id)
     assert side_of(follow_up.output_text) == "stable"
     # ...and a canary conversation continues on the canary while the canary serves.
@@ -280,7 +280,7 @@ def test_metrics_are_served_apart_from_litellms(proxies: Proxies) -> None:
 
     before = successes()
     assert chat_side(main) == "stable"
-    wait_for(lambda: successes() == before + 1, FOLLOW_S, "the attempt's outcome")
+    wait_until(lambda: successes() == before + 1, FOLLOW_S, what="the attempt's outcome")
     in_flight = main.admin("GET", "/canary/status").json()["groups"]["chat"]["in_flight"]
     assert in_flight == {"stable": 0, "canary": 0}
     litellm_own = httpx.get(f"{main.url}/metrics", timeout=10)
@@ -313,7 +313,7 @@ def test_the_side_header_works_for_allow_listed_keys_only(proxies: Proxies) -> N
     with pytest.raises(openai.BadRequestError, match="must be 'stable' or 'canary'"):
         chat_side(main, headers={"x-litellm-canary-side": "blue"})
     FlagdFileStore(proxies.flags_path).set_side("chat", Side.CANARY)
-    wait_for(lambda: chat_side(main) == "canary", FOLLOW_S, "main to route chat to canary")
+    wait_until(lambda: chat_side(main) == "canary", FOLLOW_S, what="main to route chat to canary")
     assert chat_side(main, headers={"x-litellm-canary-side": "stable"}) == "stable"
     main.admin("POST", "/canary/rollback", json={"model_group": "chat", "reason": "test"})
     assert chat_side(main, headers={"x-litellm-canary-side": "canary"}) == "stable"  # the latch wins
@@ -336,7 +336,9 @@ def test_two_replicas_follow_one_rollback(proxies: Proxies) -> None:
     rolled = first.admin("POST", "/canary/rollback", json={"model_group": "chat", "reason": "test"})
     assert rolled.status_code == 200
     assert chat_side(first) == "stable"  # the latch: immediately
-    wait_for(lambda: chat_side(second) == "stable", FOLLOW_S, "the second replica to follow the flag file")
+    wait_until(
+        lambda: chat_side(second) == "stable", FOLLOW_S, what="the second replica to follow the flag file"
+    )
     assert (
         second.admin("GET", "/canary/status").json()["groups"]["chat"]["state"] == "armed"
     )  # flag, no latch
