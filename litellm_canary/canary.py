@@ -31,6 +31,7 @@ from litellm_canary.flags import (
     MemoryFlagProvider,
     MemoryFlagStore,
     flagd_file_provider,
+    validate_flagd_file,
 )
 from litellm_canary.followup import install_followup
 from litellm_canary.lifecycle import Lifecycle
@@ -78,7 +79,12 @@ class Canary:
         self.outcomes = OutcomeRecorder()
         self.evals = EvalPipeline(self.config, self.runtimes, router)  # loads scorers: may raise
         self.store = self._install_flag_store()
-        self.flags = FlagReader(self.config.openfeature_domain, clock=clock)
+        self.flags = FlagReader(
+            self.config.openfeature_domain,
+            clock=clock,
+            budgets={rollout.flag_key: rollout.flag_read for rollout in self.config.rollouts},
+            probe_in_background=background,
+        )
         self.controller = RollbackController(self.runtimes, self.store, clock=clock)
         self._routing = CanaryRouting(router, self.runtimes, self.flags, self.outcomes.record)
         self.auto_rollback = AutoRollback(
@@ -208,12 +214,14 @@ class Canary:
                 if last is None
                 else {**last.as_dict(), **(self.followup.status(group) or {})},
                 "drill": self.followup.drill(group),
+                "flag_read": self.flags.breaker_status(runtime.config.flag_key),
             }
         return {
             "groups": groups,
             "flag_errors": dict(self.flags.errors),
             "decision_errors": self._routing.pick_errors,
             "flag_variants": dict(self.flags.variants),
+            "flag_source": self.flags.source_status(),
             "broadcast": self.broadcast.status() if self.broadcast else None,
         }
 
@@ -267,6 +275,7 @@ class Canary:
             self.broadcast.stop()
         self.followup.stop()
         self.controller.close()
+        self.flags.close()
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -290,6 +299,7 @@ class Canary:
             _set_provider(provider, domain)
             return store
         assert store_config.path is not None
+        validate_flagd_file(store_config.path)  # a ConfigError naming the file and the problem
         file_store = FlagdFileStore(store_config.path)
         document = file_store.read()
         for rollout in self.config.rollouts:

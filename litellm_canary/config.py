@@ -167,6 +167,36 @@ class Triggers(_Strict):
     )(_rule_or_disabled)
 
 
+class FlagReadConfig(_Strict):
+    """The time budget of one flag read, and the breaker that stops reading a slow provider
+    (:class:`litellm_canary.flags.FlagReader`)."""
+
+    budget_ms: float = Field(50.0, gt=0, le=10_000, description="a flag read slower than this is over budget")
+    trip_after: int = Field(
+        3, ge=1, description="over-budget reads among the last `of_last` that open the breaker"
+    )
+    of_last: int = Field(10, ge=1, le=1000)
+    backoff_s: float = Field(
+        10.0, gt=0, le=3600, description="first back-off: stable without reading, then a probe"
+    )
+    max_backoff_s: float = Field(
+        300.0, gt=0, le=86_400, description="the back-off doubles per failed probe up to this"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FlagReadConfig:
+        if self.trip_after > self.of_last:
+            raise ValueError(
+                f"flag_read.trip_after ({self.trip_after}) exceeds flag_read.of_last ({self.of_last})"
+            )
+        if self.max_backoff_s < self.backoff_s:
+            raise ValueError(
+                f"flag_read.max_backoff_s ({self.max_backoff_s}) is below "
+                f"flag_read.backoff_s ({self.backoff_s})"
+            )
+        return self
+
+
 class Rollout(_Strict):
     """One model group whose deployments are split into a stable and a canary side."""
 
@@ -182,6 +212,7 @@ class Rollout(_Strict):
     )
     window_h: float = Field(48.0, gt=0, description="length of the canary window, hours (fractions allowed)")
     keep_warm: KeepWarmConfig | None = None
+    flag_read: FlagReadConfig = FlagReadConfig()
 
     @field_validator("stable", "canary")
     @classmethod

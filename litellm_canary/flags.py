@@ -14,13 +14,14 @@ user back to stable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +30,12 @@ from typing import Any, Protocol
 from openfeature import api
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
-from openfeature.event import ProviderEventDetails
+from openfeature.event import EventDetails, ProviderEvent, ProviderEventDetails
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import FlagResolutionDetails
-from openfeature.provider import AbstractProvider, Metadata
+from openfeature.provider import AbstractProvider, Metadata, ProviderStatus
 
+from litellm_canary.config import ConfigError, FlagReadConfig
 from litellm_canary.decision import Side
 
 logger = logging.getLogger("litellm_canary.flags")
@@ -49,44 +51,171 @@ class FlagRead:
     error: str | None = None
 
 
-class FlagReader:
-    """Evaluates canary flags through one OpenFeature client; never raises."""
+# Causes of a read that did not ask the provider (the provider's own error codes are counted as-is).
+PROVIDER_ERROR = "PROVIDER_ERROR"  # the provider reported ERROR (e.g. flagd cannot read its file)
+PROVIDER_STALE = "PROVIDER_STALE"  # the provider reported STALE (its flags may be out of date)
+BREAKER_OPEN = "BREAKER_OPEN"  # reads of this flag were over budget: not read during the back-off
+_UNHEALTHY = {ProviderStatus.ERROR: PROVIDER_ERROR, ProviderStatus.STALE: PROVIDER_STALE}
+_PROBE_CONTEXT = EvaluationContext(targeting_key="litellm-canary-probe")
 
-    def __init__(self, domain: str | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+
+class _Breaker:
+    """The read-time breaker of one flag: over-budget reads among the last ``of_last`` open it.
+
+    Open, the flag is not read (stable) until ``open_until``; then one probe read, paid by the
+    reader's probe thread (never a request), closes it when within budget or doubles the back-off.
+    """
+
+    def __init__(self, config: FlagReadConfig) -> None:
+        self.config = config
+        self.budget_s = config.budget_ms / 1000
+        self.recent: deque[bool] = deque(maxlen=config.of_last)
+        self.over = 0  # over-budget reads in ``recent``
+        self.open_until: float | None = None
+        self.backoff_s = config.backoff_s
+        self.over_budget_reads = 0
+        self.trips = 0
+        self.probes = 0
+        self.failed_probes = 0
+        self.last_read_ms: float | None = None
+        self.lock = threading.Lock()
+
+    def record(self, seconds: float, now: float) -> bool:
+        """Count one read's duration; True when this read opened the breaker."""
+        slow = seconds > self.budget_s
+        with self.lock:
+            self.last_read_ms = seconds * 1000
+            if len(self.recent) == self.recent.maxlen and self.recent[0]:
+                self.over -= 1
+            self.recent.append(slow)
+            if not slow:
+                return False
+            self.over += 1
+            self.over_budget_reads += 1
+            if self.open_until is not None or self.over < self.config.trip_after:
+                return False
+            self.trips += 1
+            self.open_until = now + self.backoff_s
+            return True
+
+    def probed(self, seconds: float, now: float) -> bool:
+        """Record a probe's duration; True when it closed the breaker."""
+        with self.lock:
+            self.probes += 1
+            self.last_read_ms = seconds * 1000
+            if seconds <= self.budget_s:
+                self.open_until = None
+                self.recent.clear()
+                self.over = 0
+                self.backoff_s = self.config.backoff_s
+                return True
+            self.failed_probes += 1
+            self.backoff_s = min(self.backoff_s * 2, self.config.max_backoff_s)
+            self.open_until = now + self.backoff_s
+            return False
+
+    def view(self, now: float) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "state": "closed" if self.open_until is None else "open",
+                "budget_ms": self.config.budget_ms,
+                "probe_in_s": None if self.open_until is None else round(max(0.0, self.open_until - now), 3),
+                "backoff_s": self.backoff_s,
+                "over_budget_reads": self.over_budget_reads,
+                "trips": self.trips,
+                "probes": self.probes,
+                "failed_probes": self.failed_probes,
+                "last_read_ms": None if self.last_read_ms is None else round(self.last_read_ms, 3),
+            }
+
+
+class FlagReader:
+    """Evaluates canary flags through one OpenFeature client; never raises.
+
+    A read routes to stable, counted per cause in :attr:`errors`, when the provider answers with an
+    error, when the provider's status is ERROR or STALE (a flagd provider whose file is broken keeps
+    serving its last flags while in ERROR: those answers are not trusted), or while the flag's
+    read-time breaker is open. Routing returns to the flag by itself once the provider reports
+    READY again, and once a probe read is back within budget.
+    """
+
+    def __init__(
+        self,
+        domain: str | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        budgets: Mapping[str, FlagReadConfig] | None = None,
+        probe_in_background: bool = True,
+    ) -> None:
         self._client: OpenFeatureClient = api.get_client(domain)
         self._boolean_flags: set[str] = set()
         self._clock = clock
         self.errors: Counter[str] = Counter()
         self.variants: Counter[str] = Counter()
+        self.provider_events: Counter[str] = Counter()
+        self.last_provider_error: str | None = None
         self._last_logged: dict[str, float] = {}
+        self._breakers: dict[str, _Breaker] = {
+            key: _Breaker(config) for key, config in (budgets or {}).items()
+        }
+        self._probe_in_background = probe_in_background
+        self._probe_wake = threading.Condition()
+        self._probe_thread: threading.Thread | None = None
+        self._closed = False
+        self._handlers: list[tuple[ProviderEvent, Callable[[EventDetails], None]]] = [
+            (ProviderEvent.PROVIDER_ERROR, self._on_unhealthy),
+            (ProviderEvent.PROVIDER_STALE, self._on_unhealthy),
+            (ProviderEvent.PROVIDER_READY, self._on_ready),
+        ]
+        for event, handler in self._handlers:
+            self._client.add_handler(event, handler)
+
+    # -- the request path --------------------------------------------------------------------------
 
     def read(self, flag_key: str, context: EvaluationContext) -> FlagRead:
+        breaker = self._breakers.get(flag_key)
+        if breaker is not None and breaker.open_until is not None:
+            return self._failed(flag_key, BREAKER_OPEN, f"reads over {breaker.config.budget_ms:g} ms")
+        try:
+            unhealthy = _UNHEALTHY.get(self._client.get_provider_status())
+        except Exception as error:  # a broken registry must not reach the request either
+            return self._failed(flag_key, f"EXCEPTION:{type(error).__name__}")
+        if unhealthy is not None:
+            return self._failed(flag_key, unhealthy, self.last_provider_error or "")
+        if breaker is None:
+            read, detail = self._resolve(flag_key, context)
+        else:
+            start = self._clock()
+            read, detail = self._resolve(flag_key, context)
+            now = self._clock()
+            if breaker.record(now - start, now):
+                self._tripped(flag_key, breaker)
+        if read.error is not None:
+            return self._failed(flag_key, read.error, detail)
+        self.variants[read.value] += 1
+        return read
+
+    def _resolve(self, flag_key: str, context: EvaluationContext) -> tuple[FlagRead, str]:
+        """One evaluation, nothing counted: the read and a detail for the log."""
         try:
             if flag_key in self._boolean_flags:
-                boolean = self._client.get_boolean_details(flag_key, False, context)
-                return self._boolean_read(flag_key, boolean)
+                return _boolean_read(self._client.get_boolean_details(flag_key, False, context)), ""
             details = self._client.get_string_details(flag_key, "stable", context)
             if details.error_code is ErrorCode.TYPE_MISMATCH:
                 boolean = self._client.get_boolean_details(flag_key, False, context)
                 if boolean.error_code is None:
                     self._boolean_flags.add(flag_key)
-                return self._boolean_read(flag_key, boolean)
+                return _boolean_read(boolean), ""
         except Exception as error:  # a misbehaving provider or hook must not reach the request
-            return self._failed(flag_key, f"EXCEPTION:{type(error).__name__}")
+            cause = f"EXCEPTION:{type(error).__name__}"
+            return FlagRead(None, cause, cause), ""
         if details.error_code is not None:
-            return self._failed(flag_key, str(details.error_code.value))
+            cause = str(details.error_code.value)
+            return FlagRead(None, cause, cause), details.error_message or ""
         side = _VARIANT_SIDES.get(details.value)
         if side is None:
-            return self._failed(flag_key, "UNKNOWN_VARIANT", repr(details.value))
-        self.variants[details.value] += 1
-        return FlagRead(side, details.value)
-
-    def _boolean_read(self, flag_key: str, details: FlagResolutionDetails[bool] | Any) -> FlagRead:
-        if details.error_code is not None:
-            return self._failed(flag_key, str(details.error_code.value))
-        side = Side.CANARY if details.value is True else Side.STABLE
-        self.variants[str(details.value).lower()] += 1
-        return FlagRead(side, str(details.value).lower())
+            return FlagRead(None, "UNKNOWN_VARIANT", "UNKNOWN_VARIANT"), repr(details.value)
+        return FlagRead(side, details.value), ""
 
     def _failed(self, flag_key: str, cause: str, detail: str = "") -> FlagRead:
         self.errors[cause] += 1
@@ -102,6 +231,188 @@ class FlagReader:
                 self.errors[cause],
             )
         return FlagRead(None, cause, cause)
+
+    # -- the provider's health (OpenFeature events, on the SDK's handler threads) ------------------
+
+    def _on_unhealthy(self, details: EventDetails) -> None:
+        status = self._client.get_provider_status()
+        cause = _UNHEALTHY.get(status, f"PROVIDER_{status.value}")
+        self.provider_events[cause] += 1
+        message = details.message or (details.error_code.value if details.error_code else "no message")
+        self.last_provider_error = f"{details.provider_name or 'provider'}: {message}"
+        now = self._clock()
+        key = f"event:{cause}"
+        if now - self._last_logged.get(key, -_LOG_EVERY_S) >= _LOG_EVERY_S:
+            self._last_logged[key] = now
+            logger.warning(
+                "flag provider is %s (%s): every managed group routes to stable until it is READY; "
+                "%d such events so far",
+                status.value,
+                self.last_provider_error,
+                self.provider_events[cause],
+            )
+
+    def _on_ready(self, details: EventDetails) -> None:
+        self.provider_events["READY"] += 1
+        if self.last_provider_error is not None:
+            logger.warning("flag provider is READY again: managed groups follow their flags")
+            self.last_provider_error = None
+
+    def provider_status(self) -> str:
+        try:
+            return str(self._client.get_provider_status().value)
+        except Exception as error:
+            return f"UNKNOWN ({type(error).__name__})"
+
+    def source_status(self) -> dict[str, Any]:
+        """The flag source's health for ``status()``."""
+        return {
+            "provider_status": self.provider_status(),
+            "last_error": self.last_provider_error,
+            "events": dict(self.provider_events),
+            "provider_log_suppressed": provider_log_filter.suppressed,
+        }
+
+    # -- the read-time breaker ---------------------------------------------------------------------
+
+    def breaker_status(self, flag_key: str) -> dict[str, Any] | None:
+        breaker = self._breakers.get(flag_key)
+        return None if breaker is None else breaker.view(self._clock())
+
+    def _tripped(self, flag_key: str, breaker: _Breaker) -> None:
+        logger.warning(
+            "canary flag %r: %d of the last %d reads took over %g ms (last %.1f ms): routing to stable "
+            "without reading for %g s, then a probe read",
+            flag_key,
+            breaker.over,
+            len(breaker.recent),
+            breaker.config.budget_ms,
+            breaker.last_read_ms or 0.0,
+            breaker.backoff_s,
+        )
+        if self._probe_in_background:
+            self._ensure_probe_thread()
+        with self._probe_wake:
+            self._probe_wake.notify_all()
+
+    def run_due_probes(self) -> float | None:
+        """Probe every open breaker whose back-off has ended; seconds until the next is due (or None).
+
+        The probe thread calls this; without it (``probe_in_background=False``) the caller does.
+        """
+        next_due: float | None = None
+        for flag_key, breaker in list(self._breakers.items()):
+            open_until = breaker.open_until
+            if open_until is None:
+                continue
+            now = self._clock()
+            if now < open_until:
+                wait = open_until - now
+            else:
+                start = self._clock()
+                self._resolve(flag_key, _PROBE_CONTEXT)
+                end = self._clock()
+                if breaker.probed(end - start, end):
+                    logger.warning(
+                        "canary flag %r: probe read took %.1f ms, within budget: reading the flag again",
+                        flag_key,
+                        (end - start) * 1000,
+                    )
+                    continue
+                logger.warning(
+                    "canary flag %r: probe read took %.1f ms, over the %g ms budget: stable for %g s more",
+                    flag_key,
+                    (end - start) * 1000,
+                    breaker.config.budget_ms,
+                    breaker.backoff_s,
+                )
+                wait = breaker.backoff_s
+            next_due = wait if next_due is None else min(next_due, wait)
+        return next_due
+
+    def _ensure_probe_thread(self) -> None:
+        with self._probe_wake:
+            if self._probe_thread is not None or self._closed:
+                return
+            self._probe_thread = threading.Thread(
+                target=self._probe_loop, name="litellm-canary-flag-probe", daemon=True
+            )
+            self._probe_thread.start()
+
+    def _probe_loop(self) -> None:
+        while True:
+            try:
+                wait = self.run_due_probes()
+            except Exception:  # the prober's own bug: keep the breakers open, try again later
+                logger.exception("flag probe failed")
+                wait = 1.0
+            with self._probe_wake:
+                if self._closed:
+                    return
+                self._probe_wake.wait(wait)
+                if self._closed:
+                    return
+
+    def close(self) -> None:
+        """Stop the probe thread and remove the provider event handlers."""
+        with self._probe_wake:
+            self._closed = True
+            self._probe_wake.notify_all()
+            thread = self._probe_thread
+        for event, handler in self._handlers:
+            with contextlib.suppress(Exception):
+                self._client.remove_handler(event, handler)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+
+
+def _boolean_read(details: FlagResolutionDetails[bool] | Any) -> FlagRead:
+    if details.error_code is not None:
+        cause = str(details.error_code.value)
+        return FlagRead(None, cause, cause)
+    value = str(details.value).lower()
+    return FlagRead(Side.CANARY if details.value is True else Side.STABLE, value)
+
+
+class RateLimitedLogFilter(logging.Filter):
+    """Passes each distinct message of a logger once per ``every_s``; counts what it suppresses.
+
+    Installed on the flagd provider's logger, whose file watcher logs a traceback on every poll
+    (10 a second) while its file is broken; the flag reader's own log says what that means.
+    """
+
+    def __init__(self, every_s: float = _LOG_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.every_s = every_s
+        self._clock = clock
+        self._last: dict[tuple[str, int, str], float] = {}
+        self._lock = threading.Lock()
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        with self._lock:
+            if now - self._last.get(key, -self.every_s) < self.every_s:
+                self.suppressed += 1
+                return False
+            if len(self._last) > 1000:
+                self._last.clear()
+            self._last[key] = now
+        if self.suppressed:
+            record.msg = f"{record.msg} (similar records suppressed so far: {self.suppressed})"
+        return True
+
+
+provider_log_filter = RateLimitedLogFilter()
+_FLAGD_LOGGER = "openfeature.contrib"
+
+
+def quiet_flagd_logs() -> None:
+    """Rate-limit the flagd provider's log (idempotent)."""
+    flagd_logger = logging.getLogger(_FLAGD_LOGGER)
+    if provider_log_filter not in flagd_logger.filters:
+        flagd_logger.addFilter(provider_log_filter)
 
 
 def targeting_key(
@@ -299,11 +610,47 @@ class FlagdFileStore:
         os.utime(self.path, ns=(stat.st_atime_ns, max(stat.st_mtime_ns, time.time_ns())))
 
 
+def validate_flagd_file(path: str | Path) -> None:
+    """Raise :class:`ConfigError` naming ``path`` and the problem when it is not a usable flagd flag
+    file (unreadable, not JSON — with line and column —, not a flagd document, a flag flagd rejects).
+    A missing file is fine: the store creates it."""
+    file = Path(path)
+    where = f"flag_store.path {file}"
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if file.is_symlink():
+            raise ConfigError(f"{where}: a symbolic link to a missing file ({os.readlink(file)})") from None
+        return
+    except IsADirectoryError:
+        raise ConfigError(f"{where}: is a directory, not a flagd flag file") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{where}: not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise ConfigError(f"{where}: cannot be read: {error.strerror or error}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"{where}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
+        ) from None
+    if not isinstance(document, dict) or not isinstance(document.get("flags", {}), dict):
+        raise ConfigError(f"{where}: not a flagd flag-definition document (no 'flags' object)")
+    from openfeature.contrib.tools.flagd.core.model.flag_store import FlagStore as FlagdDocument
+
+    try:
+        FlagdDocument().update(document)
+    except Exception as error:  # flagd's ParseError, or whatever its parser trips on
+        message = getattr(error, "error_message", None) or str(error) or type(error).__name__
+        raise ConfigError(f"{where}: flagd rejects it: {message}") from None
+
+
 def flagd_file_provider(path: str | Path, poll_ms: int = 100) -> AbstractProvider:
     """The flagd provider in in-process file mode (no flagd daemon needed), polling ``path``."""
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType
 
+    quiet_flagd_logs()
     provider: AbstractProvider = FlagdProvider(
         resolver_type=ResolverType.IN_PROCESS, offline_flag_source_path=str(path), deadline_ms=poll_ms
     )

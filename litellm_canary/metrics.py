@@ -21,7 +21,13 @@ global one, so it cannot clash with LiteLLM's Prometheus integration in the same
   ``litellm_canary_conversation_drain_remaining_seconds{model_group}``,
   ``litellm_canary_last_rollback_timestamp_seconds{model_group}``
 * scrape-time counters: ``litellm_canary_flag_evaluations_total{variant}``,
-  ``litellm_canary_flag_errors_total{cause}``
+  ``litellm_canary_flag_errors_total{cause}`` (cause: the provider's error code, ``PROVIDER_ERROR`` /
+  ``PROVIDER_STALE`` while the provider reports that status, ``BREAKER_OPEN`` while reads are skipped)
+* flag health (scrape-time): ``litellm_canary_flag_provider_ready`` (1 READY, 0 otherwise),
+  ``litellm_canary_flag_provider_log_suppressed_total``,
+  ``litellm_canary_flag_read_breaker_open{model_group}``,
+  ``litellm_canary_flag_read_breaker_trips_total{model_group}``,
+  ``litellm_canary_flag_reads_over_budget_total{model_group}``
 * keep-warm and window (scrape-time): ``litellm_canary_stable_healthy{model_group, deployment}``
   (1 healthy, 0 last probe failed; absent before the first probe),
   ``litellm_canary_keep_warm_probes_total{model_group, deployment, result}`` (ok, failed),
@@ -356,6 +362,7 @@ class _StatusCollector:
             labels=["cause"],
         )
         families: list[Metric] = [in_flight, pins, state, pending, drain, last, variants, errors]
+        families += _flag_health_families(status)
         families += _eval_families(status)
         families += _lifecycle_families(status)
         if status is None:
@@ -375,6 +382,47 @@ class _StatusCollector:
         for cause, count in sorted(status["flag_errors"].items()):
             errors.add_metric([cause], count)
         return families
+
+
+def _flag_health_families(status: dict[str, Any] | None) -> list[Metric]:
+    """The flag source's health and each flag's read-time breaker (:mod:`litellm_canary.flags`)."""
+    healthy = GaugeMetricFamily(
+        "litellm_canary_flag_provider_ready",
+        "1 while the OpenFeature provider reports READY; otherwise managed groups route to stable.",
+    )
+    suppressed = CounterMetricFamily(
+        "litellm_canary_flag_provider_log_suppressed",
+        "Repeated flag-provider log records suppressed by the rate limit.",
+    )
+    breaker_open = GaugeMetricFamily(
+        "litellm_canary_flag_read_breaker_open",
+        "1 while the group's flag reads were over budget: stable without reading until a probe passes.",
+        labels=["model_group"],
+    )
+    trips = CounterMetricFamily(
+        "litellm_canary_flag_read_breaker_trips",
+        "Times the group's flag-read breaker opened.",
+        labels=["model_group"],
+    )
+    over_budget = CounterMetricFamily(
+        "litellm_canary_flag_reads_over_budget",
+        "Flag reads (and probes) that took longer than the rollout's flag_read.budget_ms.",
+        labels=["model_group"],
+    )
+    families: list[Metric] = [healthy, suppressed, breaker_open, trips, over_budget]
+    if status is None:
+        return families
+    source = status.get("flag_source") or {}
+    healthy.add_metric([], 1.0 if source.get("provider_status") == "READY" else 0.0)
+    suppressed.add_metric([], source.get("provider_log_suppressed", 0))
+    for group, view in status["groups"].items():
+        breaker = view.get("flag_read")
+        if breaker is None:
+            continue
+        breaker_open.add_metric([group], 1.0 if breaker["state"] == "open" else 0.0)
+        trips.add_metric([group], breaker["trips"])
+        over_budget.add_metric([group], breaker["over_budget_reads"] + breaker["failed_probes"])
+    return families
 
 
 def _eval_families(status: dict[str, Any] | None) -> list[Metric]:
