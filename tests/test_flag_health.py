@@ -497,3 +497,18 @@ def test_the_log_filter_passes_each_message_once_per_minute() -> None:
     clock.now += 60
     again = logging.LogRecord("openfeature.contrib", logging.ERROR, __file__, 1, "Could not read", None, None)
     assert log_filter.filter(again) and "suppressed so far: 99" in again.getMessage()
+
+
+def test_slow_flag_provider_benchmark_trips_and_recovers() -> None:
+    from tests.test_benchmarks import run_benchmark
+
+    result = run_benchmark("slow_flag_provider")
+    for key in ("fast_request_ms_median", "unprotected_added_ms", "tripped_added_ms", "tripped_ratio"):
+        assert isinstance(result[key], float), key
+    assert result["reads_before_trip"] == FlagReadConfig().trip_after  # then no request reads it
+    assert result["tripped_provider_reads"] == 0
+    answers = result["answers"]
+    assert set(answers["fast"]) == set(answers["unprotected"]) == set(answers["before_trip"]) == {"canary"}
+    assert set(answers["tripped"]) == {"stable"} and set(answers["recovered"]) == {"canary"}
+    assert result["breaker_when_tripped"]["state"] == "open" and result["recovery_s"] is not None
+    assert result["flag_errors"] == {BREAKER_OPEN: sum(answers["tripped"].values())}
