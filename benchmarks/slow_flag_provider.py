@@ -4,21 +4,23 @@ What is measured
 ----------------
 A real ``litellm.Router`` with group ``chat`` (two mocked deployments, LiteLLM's ``mock_response``,
 so no network) and ``litellm_canary.attach`` (rollout ``chat``, flag ``chat-canary`` at 100 %
-canary, served by the application's provider: the SDK's ``InMemoryProvider`` with a configurable
-blocking delay per evaluation, as a provider making a synchronous network call would). Phases, all
-in the same run so that every figure has its baseline next to it:
+canary, served by the application's provider: the SDK's ``InMemoryProvider`` with a blocking delay
+per evaluation, as a provider making a synchronous network call would). Three Routers with their own
+canaries (distinct deployment ids, two OpenFeature domains) live in one process so that every figure
+has its baseline from the same run, measured in alternating (ABBA) blocks so that the machine's
+drift hits both alike:
 
-1. **fast**: delay 0. Median latency of one request (sequential calls) and the median wall time of
-   10 concurrent requests (``asyncio.gather``).
-2. **unprotected**: delay ``--delay-ms`` (200), breaker budget 10 s (so it never trips): what the
-   issue measured -- the delay added to every request, and 10 concurrent requests serialised.
-3. **tripped**: the same delay with the default ``flag_read`` budget (50 ms): the first reads pay
-   the delay and trip the breaker (``reads_before_trip``); then the same two measurements. The group
-   routes to stable without reading (``tripped_answers``). Reported as the difference and the ratio
-   against phase 1.
-4. **recovery**: the provider is made fast again; the breaker's background probe (back-off
-   ``--backoff-s``) closes it, and the group serves the canary again. ``recovery_s`` is from the
-   provider turning fast to the breaker closing (bounded by the back-off left at that moment).
+* **fast** (the baseline): domain ``fast``, delay 0.
+* **unprotected**: domain ``slow``, delay ``--delay-ms`` (200), budget 10 s so it never trips: what
+  the issue measured -- the delay added to every request, and 10 concurrent requests serialised.
+* **tripped**: domain ``slow`` with the default ``flag_read`` budget (50 ms): the first reads pay the
+  delay and trip the breaker (``reads_before_trip``); then median latency of one request (sequential
+  calls) and median wall time of 10 concurrent requests (``asyncio.gather``), as the difference and
+  the ratio against *fast*. The group routes to stable without reading (``tripped_answers``,
+  ``tripped_provider_reads`` = 0).
+* **recovery**: the slow provider is made fast again; the breaker's background probe (back-off
+  ``--backoff-s``) closes it and the group serves the canary again. ``recovery_s`` is from the
+  provider turning fast to the breaker closing (bounded by the back-off left at that moment).
 
     python benchmarks/slow_flag_provider.py [--json] [--quick] [--requests N] [--rounds N]
                                             [--delay-ms MS] [--backoff-s S]
@@ -32,7 +34,6 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
 from collections import Counter
 from typing import Any
@@ -73,29 +74,27 @@ class DelayedProvider(InMemoryProvider):
         return super().resolve_string_details(flag_key, default_value, evaluation_context)
 
 
-def _router() -> Router:
-    def deployment(deployment_id: str, answer: str) -> dict[str, Any]:
+def _router(prefix: str) -> Router:
+    def deployment(side: str) -> dict[str, Any]:
         return {
             "model_name": "chat",
-            "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "sk-test", "mock_response": answer},
-            "model_info": {"id": deployment_id},
+            "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "sk-test", "mock_response": side},
+            "model_info": {"id": f"{prefix}-{side}"},
         }
 
-    return Router(model_list=[deployment("chat-stable", "stable"), deployment("chat-canary", "canary")])
+    return Router(model_list=[deployment("stable"), deployment("canary")])
 
 
-def _config(flag_read: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "rollouts": [
-            {
-                "model_group": "chat",
-                "stable": ["chat-stable"],
-                "canary": ["chat-canary"],
-                "flag_key": "chat-canary",
-                "flag_read": flag_read,
-            }
-        ]
+def _attach(prefix: str, domain: str, flag_read: dict[str, Any]) -> tuple[Router, litellm_canary.Canary]:
+    router = _router(prefix)
+    rollout = {
+        "model_group": "chat",
+        "stable": [f"{prefix}-stable"],
+        "canary": [f"{prefix}-canary"],
+        "flag_key": "chat-canary",
+        "flag_read": flag_read,
     }
+    return router, litellm_canary.attach(router, {"rollouts": [rollout], "openfeature_domain": domain})
 
 
 async def _one(router: Router, i: int, answers: Counter[str]) -> float:
@@ -106,98 +105,112 @@ async def _one(router: Router, i: int, answers: Counter[str]) -> float:
     return elapsed
 
 
-async def _sequential_ms(router: Router, n: int, answers: Counter[str]) -> float:
-    return statistics.median([await _one(router, i, answers) for i in range(n)]) * 1000
+async def _concurrent(router: Router, answers: Counter[str]) -> float:
+    start = time.perf_counter()
+    await asyncio.gather(*(_one(router, i, answers) for i in range(CONCURRENCY)))
+    return time.perf_counter() - start
 
 
-async def _concurrent_s(router: Router, rounds: int, answers: Counter[str]) -> float:
-    totals = []
+async def _interleaved(
+    baseline: Router,
+    other: Router,
+    n: int,
+    block: int,
+    rounds: int,
+    answers: tuple[Counter[str], Counter[str]],
+) -> dict[str, float]:
+    """Sequential requests in ABBA blocks of ``block``, then ``rounds`` concurrent rounds alternating."""
+    times: tuple[list[float], list[float]] = ([], [])
+    routers = (baseline, other)
+    for r in range(max(1, n // block)):
+        for which in (0, 1) if r % 2 == 0 else (1, 0):
+            for i in range(block):
+                times[which].append(await _one(routers[which], i, answers[which]))
+    totals: tuple[list[float], list[float]] = ([], [])
     for r in range(rounds):
-        start = time.perf_counter()
-        await asyncio.gather(*(_one(router, r * CONCURRENCY + i, answers) for i in range(CONCURRENCY)))
-        totals.append(time.perf_counter() - start)
-    return statistics.median(totals)
+        for which in (0, 1) if r % 2 == 0 else (1, 0):
+            totals[which].append(await _concurrent(routers[which], answers[which]))
+    return {
+        "baseline_ms": statistics.median(times[0]) * 1000,
+        "other_ms": statistics.median(times[1]) * 1000,
+        "baseline_concurrent_s": statistics.median(totals[0]),
+        "other_concurrent_s": statistics.median(totals[1]),
+    }
+
+
+def _state(canary: litellm_canary.Canary) -> str:
+    return str(canary.status()["groups"]["chat"]["flag_read"]["state"])
 
 
 async def run(requests: int, rounds: int, delay_ms: float, backoff_s: float) -> dict[str, Any]:
-    provider = DelayedProvider()
-    api.set_provider_and_wait(provider)
-    default_budget_ms = FlagReadConfig().budget_ms
-    delay_s = delay_ms / 1000
-
-    # 1. fast provider, 2. slow provider that never trips the breaker (budget 10 s).
-    router = _router()
-    canary = litellm_canary.attach(router, _config({"budget_ms": 10_000}))
-    fast_answers: Counter[str] = Counter()
+    fast_provider, slow_provider = DelayedProvider(), DelayedProvider()
+    api.set_provider_and_wait(fast_provider, "fast")
+    api.set_provider_and_wait(slow_provider, "slow")
+    slow_provider.delay_s = delay_ms / 1000
+    fast, fast_canary = _attach("fast", "fast", {})
+    unprotected, unprotected_canary = _attach("unprotected", "slow", {"budget_ms": 10_000})
+    tripping, tripping_canary = _attach("tripped", "slow", {"backoff_s": backoff_s})
+    answers = {
+        name: Counter[str]() for name in ("fast", "unprotected", "before_trip", "tripped", "recovered")
+    }
     for i in range(20):  # warm-up
-        await _one(router, i, Counter())
-    fast_ms = await _sequential_ms(router, requests, fast_answers)
-    fast_concurrent_s = await _concurrent_s(router, rounds, fast_answers)
-    provider.delay_s = delay_s
-    unprotected_answers: Counter[str] = Counter()
-    unprotected_requests = max(5, requests // 10)  # each pays the full delay
-    unprotected_ms = await _sequential_ms(router, unprotected_requests, unprotected_answers)
-    unprotected_concurrent_s = await _concurrent_s(router, min(3, rounds), unprotected_answers)  # 2 s each
-    canary.detach()
+        await _one(fast, i, Counter())
 
-    # 3. the same slow provider with the default budget: trips, then stable without reading.
-    router = _router()
-    canary = litellm_canary.attach(router, _config({"backoff_s": backoff_s}))
-    before_trip: Counter[str] = Counter()
+    # The slow provider without a breaker that trips (budget 10 s): each request pays the delay.
+    small = max(10, requests // 10)
+    before = await _interleaved(
+        fast, unprotected, small, 5, min(3, rounds), (answers["fast"], answers["unprotected"])
+    )
+    unprotected_canary.detach()
+
+    # The same provider with the default budget: trips, then stable without reading.
     reads_before_trip = 0
-    while canary.status()["groups"]["chat"]["flag_read"]["state"] == "closed" and reads_before_trip < 100:
-        await _one(router, reads_before_trip, before_trip)
+    while _state(tripping_canary) == "closed" and reads_before_trip < 100:
+        await _one(tripping, reads_before_trip, answers["before_trip"])
         reads_before_trip += 1
-    evaluations = provider.evaluations
-    tripped_answers: Counter[str] = Counter()
-    tripped_ms = await _sequential_ms(router, requests, tripped_answers)
-    tripped_concurrent_s = await _concurrent_s(router, rounds, tripped_answers)
-    tripped_reads = provider.evaluations - evaluations  # requests that read the slow provider: 0
-    breaker = canary.status()["groups"]["chat"]["flag_read"]
+    evaluations = slow_provider.evaluations
+    after = await _interleaved(fast, tripping, requests, 25, rounds, (answers["fast"], answers["tripped"]))
+    tripped_reads = slow_provider.evaluations - evaluations  # requests that read the slow provider: 0
+    breaker = tripping_canary.status()["groups"]["chat"]["flag_read"]
 
-    # 4. the provider is fast again: the background probe closes the breaker by itself.
-    provider.delay_s = 0.0
+    # The provider is fast again: the background probe closes the breaker by itself.
+    slow_provider.delay_s = 0.0
     fast_again = time.perf_counter()
-    closed = threading.Event()
-    deadline = fast_again + 4 * backoff_s + 10
-    while time.perf_counter() < deadline:
-        if canary.status()["groups"]["chat"]["flag_read"]["state"] == "closed":
-            closed.set()
+    recovery_s: float | None = None
+    while time.perf_counter() < fast_again + 4 * backoff_s + 10:
+        if _state(tripping_canary) == "closed":
+            recovery_s = time.perf_counter() - fast_again
             break
         await asyncio.sleep(0.01)  # polling a status with no event to await, in a benchmark only
-    recovery_s = time.perf_counter() - fast_again if closed.is_set() else None
-    recovered_answers: Counter[str] = Counter()
     for i in range(20):
-        await _one(router, i, recovered_answers)
-    final = canary.status()
-    canary.detach()
+        await _one(tripping, i, answers["recovered"])
+    final = tripping_canary.status()
+    tripping_canary.detach()
+    fast_canary.detach()
 
     return {
         "provider_delay_ms": delay_ms,
-        "budget_ms": default_budget_ms,
+        "budget_ms": FlagReadConfig().budget_ms,
         "requests": requests,
         "concurrency": CONCURRENCY,
         "rounds": rounds,
-        "fast_request_ms_median": round(fast_ms, 3),
-        "fast_concurrent10_s_median": round(fast_concurrent_s, 4),
-        "unprotected_request_ms_median": round(unprotected_ms, 3),
-        "unprotected_added_ms": round(unprotected_ms - fast_ms, 3),
-        "unprotected_concurrent10_s_median": round(unprotected_concurrent_s, 4),
+        "fast_request_ms_median": round(after["baseline_ms"], 3),
+        "fast_concurrent10_s_median": round(after["baseline_concurrent_s"], 4),
+        "unprotected_request_ms_median": round(before["other_ms"], 3),
+        "unprotected_added_ms": round(before["other_ms"] - before["baseline_ms"], 3),
+        "unprotected_concurrent10_s_median": round(before["other_concurrent_s"], 4),
+        "unprotected_concurrent10_ratio": round(
+            before["other_concurrent_s"] / before["baseline_concurrent_s"], 2
+        ),
         "reads_before_trip": reads_before_trip,
-        "tripped_request_ms_median": round(tripped_ms, 3),
-        "tripped_added_ms": round(tripped_ms - fast_ms, 3),
-        "tripped_ratio": round(tripped_ms / fast_ms, 3),
-        "tripped_concurrent10_s_median": round(tripped_concurrent_s, 4),
-        "tripped_concurrent10_ratio": round(tripped_concurrent_s / fast_concurrent_s, 3),
+        "tripped_request_ms_median": round(after["other_ms"], 3),
+        "tripped_added_ms": round(after["other_ms"] - after["baseline_ms"], 3),
+        "tripped_ratio": round(after["other_ms"] / after["baseline_ms"], 3),
+        "tripped_concurrent10_s_median": round(after["other_concurrent_s"], 4),
+        "tripped_concurrent10_ratio": round(after["other_concurrent_s"] / after["baseline_concurrent_s"], 3),
         "tripped_provider_reads": tripped_reads,
-        "probes": provider.probes,
-        "answers": {
-            "fast": dict(fast_answers),
-            "unprotected": dict(unprotected_answers),
-            "before_trip": dict(before_trip),
-            "tripped": dict(tripped_answers),
-            "recovered": dict(recovered_answers),
-        },
+        "probes": slow_provider.probes,
+        "answers": {name: dict(counts) for name, counts in answers.items()},
         "breaker_when_tripped": breaker,
         "recovery_s": None if recovery_s is None else round(recovery_s, 3),
         "flag_errors": final["flag_errors"],
