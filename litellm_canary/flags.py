@@ -15,6 +15,7 @@ user back to stable.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -163,8 +164,8 @@ class FlagReader:
         self._probe_thread: threading.Thread | None = None
         self._closed = False
         self._handlers: list[tuple[ProviderEvent, Callable[[EventDetails], None]]] = [
-            (ProviderEvent.PROVIDER_ERROR, self._on_unhealthy),
-            (ProviderEvent.PROVIDER_STALE, self._on_unhealthy),
+            (ProviderEvent.PROVIDER_ERROR, functools.partial(self._on_unhealthy, ProviderStatus.ERROR)),
+            (ProviderEvent.PROVIDER_STALE, functools.partial(self._on_unhealthy, ProviderStatus.STALE)),
             (ProviderEvent.PROVIDER_READY, self._on_ready),
         ]
         for event, handler in self._handlers:
@@ -234,12 +235,17 @@ class FlagReader:
 
     # -- the provider's health (OpenFeature events, on the SDK's handler threads) ------------------
 
-    def _on_unhealthy(self, details: EventDetails) -> None:
-        status = self._client.get_provider_status()
+    def _on_unhealthy(self, event_status: ProviderStatus, details: EventDetails) -> None:
+        # Handlers run on a thread pool, possibly after a later READY: the registry's status decides
+        # routing; this only records and logs the event.
+        status = event_status
+        if details.error_code is ErrorCode.PROVIDER_FATAL:
+            status = ProviderStatus.FATAL
         cause = _UNHEALTHY.get(status, f"PROVIDER_{status.value}")
         self.provider_events[cause] += 1
         message = details.message or (details.error_code.value if details.error_code else "no message")
-        self.last_provider_error = f"{details.provider_name or 'provider'}: {message}"
+        if self._client.get_provider_status() is not ProviderStatus.READY:
+            self.last_provider_error = f"{details.provider_name or 'provider'}: {message}"
         now = self._clock()
         key = f"event:{cause}"
         if now - self._last_logged.get(key, -_LOG_EVERY_S) >= _LOG_EVERY_S:
@@ -248,7 +254,7 @@ class FlagReader:
                 "flag provider is %s (%s): every managed group routes to stable until it is READY; "
                 "%d such events so far",
                 status.value,
-                self.last_provider_error,
+                f"{details.provider_name or 'provider'}: {message}",
                 self.provider_events[cause],
             )
 
