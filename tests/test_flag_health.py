@@ -512,3 +512,15 @@ def test_slow_flag_provider_benchmark_trips_and_recovers() -> None:
     assert set(answers["tripped"]) == {"stable"} and set(answers["recovered"]) == {"canary"}
     assert result["breaker_when_tripped"]["state"] == "open" and result["recovery_s"] is not None
     assert result["flag_errors"] == {BREAKER_OPEN: sum(answers["tripped"].values())}
+
+
+def test_broken_flag_source_benchmark_never_serves_the_canary_while_broken() -> None:
+    from tests.test_benchmarks import run_benchmark
+
+    result = run_benchmark("broken_flag_source")
+    assert set(result["kinds"]) == {"invalid_json", "deleted", "directory", "symlink_loop"}
+    for kind, figures in result["kinds"].items():
+        assert figures["canary_while_broken"] == 0, kind
+        assert figures["break_to_stable_ms_median"] > 0 and figures["restore_to_canary_ms_median"] > 0
+    assert result["decisions"]["stable"] == result["flag_errors"][PROVIDER_ERROR]
+    assert result["decisions"]["canary"] > 0
