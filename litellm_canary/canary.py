@@ -21,7 +21,13 @@ from openfeature import api
 from litellm_canary.autorollback import AutoRollback
 from litellm_canary.broadcast import install_broadcast
 from litellm_canary.config import CanaryConfig, ConfigError, parse_config, validate_against_deployments
-from litellm_canary.controller import RollbackController, RollbackKind, RolloutRuntime, UnknownModelGroup
+from litellm_canary.controller import (
+    RollbackController,
+    RollbackKind,
+    RolledBackError,
+    RolloutRuntime,
+    UnknownModelGroup,
+)
 from litellm_canary.decision import Decision, Side
 from litellm_canary.eval_sampling import EvalPipeline
 from litellm_canary.flags import (
@@ -80,6 +86,7 @@ class Canary:
         self.store = self._install_flag_store()
         self.flags = FlagReader(self.config.openfeature_domain, clock=clock)
         self.controller = RollbackController(self.runtimes, self.store, clock=clock)
+        self.controller.restore()  # a rollback recorded with the flag outlives restarts
         self._routing = CanaryRouting(router, self.runtimes, self.flags, self.outcomes.record)
         self.auto_rollback = AutoRollback(
             self.runtimes,
@@ -132,8 +139,10 @@ class Canary:
         return rearmed
 
     def set_canary_percent(self, model_group: str, percent: float) -> None:
-        """Write a sticky percentage rollout of ``model_group``'s flag to the flag store."""
-        runtime = self.controller.runtime(model_group)
+        """Write a sticky percentage rollout of ``model_group``'s flag to the flag store.
+
+        Raises ``RolledBackError`` while the group is rolled back: re-arm it first."""
+        runtime = self.controller.refuse_if_rolled_back(model_group, "set a canary percentage for")
         if self.store is None:
             raise ConfigError("set_canary_percent needs a flag_store in the canary config")
         if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
@@ -142,7 +151,11 @@ class Canary:
 
     def set_side(self, model_group: str, side: Side | str) -> None:
         """Write ``model_group``'s flag to serve one side to everybody (e.g. promote the canary)."""
-        runtime = self.controller.runtime(model_group)
+        runtime = (
+            self.controller.refuse_if_rolled_back(model_group, "serve the canary of")
+            if Side(side) is Side.CANARY
+            else self.controller.runtime(model_group)
+        )
         if self.store is None:
             raise ConfigError("set_side needs a flag_store in the canary config")
         self.store.set_side(runtime.config.flag_key, Side(side))
@@ -329,4 +342,4 @@ def attach(
     return Canary(router, config, clock=clock, background=background, wall_clock=wall_clock)
 
 
-__all__ += ["ConfigError", "UnknownModelGroup"]
+__all__ += ["ConfigError", "RolledBackError", "UnknownModelGroup"]

@@ -344,10 +344,21 @@ def parse_config(raw: CanaryConfig | Mapping[str, Any]) -> CanaryConfig:
         raise ConfigError(_describe(error)) from None
 
 
-def load_config_file(path: str | Path) -> CanaryConfig:
+def load_config_file(path: str | Path, *, check_model_list: bool = False) -> CanaryConfig:
     """Read a canary config from a YAML or JSON file. A LiteLLM proxy ``config.yaml`` whose
-    ``litellm_canary`` key holds the canary config is accepted too."""
-    file = Path(path)
+    ``litellm_canary`` key holds the canary config is accepted too; with ``check_model_list`` its
+    rollouts are checked against that file's ``model_list`` (see :func:`checkable_model_list`)."""
+    data = _read_document(Path(path))
+    if isinstance(data, Mapping) and "litellm_canary" in data:
+        config = parse_config(data["litellm_canary"])
+        model_list = checkable_model_list(data) if check_model_list else None
+        if model_list is not None:
+            validate_against_model_list(config, model_list)
+        return config
+    return parse_config(data)
+
+
+def _read_document(file: Path) -> Any:
     try:
         text = file.read_text()
     except OSError as error:
@@ -363,21 +374,29 @@ def load_config_file(path: str | Path) -> CanaryConfig:
         kind = "JSON" if file.suffix == ".json" else "YAML"
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ConfigError(f"config file {file} is not valid {kind}: {first_line}") from None
-    if isinstance(data, Mapping) and "litellm_canary" in data:
-        data = data["litellm_canary"]
-    return parse_config(data)
+    return data
 
 
-def validate_against_deployments(config: CanaryConfig, groups: Mapping[str, Sequence[str]]) -> None:
-    """Check every rollout against the Router's model groups (``{model_name: [deployment ids]}``)."""
+def validate_against_deployments(
+    config: CanaryConfig,
+    groups: Mapping[str, Sequence[str]],
+    *,
+    ids_unknown: frozenset[str] = frozenset(),
+) -> None:
+    """Check every rollout against the Router's model groups (``{model_name: [deployment ids]}``).
+
+    Deployment ids are not checked for the groups in ``ids_unknown`` (a config file's deployment
+    without ``model_info.id`` gets its id from LiteLLM when the Router is built)."""
     for index, rollout in enumerate(config.rollouts):
         where = f"rollouts[{index}]"
         ids = groups.get(rollout.model_group)
         if ids is None:
             raise ConfigError(
                 f"{where}.model_group: unknown model group {rollout.model_group!r} "
-                f"(the Router has: {sorted(groups)})"
+                f"(the model list has: {sorted(groups)})"
             )
+        if rollout.model_group in ids_unknown:
+            continue
         for side in ("stable", "canary"):
             for deployment_id in getattr(rollout, side):
                 if deployment_id not in ids:
@@ -385,3 +404,35 @@ def validate_against_deployments(config: CanaryConfig, groups: Mapping[str, Sequ
                         f"{where}.{side}: deployment id {deployment_id!r} is not in model group "
                         f"{rollout.model_group!r} (its ids: {sorted(ids)})"
                     )
+
+
+def validate_against_model_list(config: CanaryConfig, model_list: object) -> None:
+    """Check every rollout against a LiteLLM config file's ``model_list``, with the same errors as
+    :func:`validate_against_deployments` at ``attach`` (the proxy at start-up, ``status``/``rules``)."""
+    if not isinstance(model_list, Sequence) or isinstance(model_list, str | bytes):
+        raise ConfigError(f"model_list: must be a list of deployments, got {type(model_list).__name__}")
+    groups: dict[str, list[str]] = {}
+    ids_unknown: set[str] = set()
+    for entry in model_list:
+        name = entry.get("model_name") if isinstance(entry, Mapping) else None
+        if not isinstance(name, str):
+            continue  # LiteLLM reports its own model_list errors
+        ids = groups.setdefault(name, [])
+        info = entry.get("model_info")
+        deployment_id = info.get("id") if isinstance(info, Mapping) else None
+        if isinstance(deployment_id, str) and deployment_id:
+            ids.append(deployment_id)
+        else:
+            ids_unknown.add(name)
+    validate_against_deployments(config, groups, ids_unknown=frozenset(ids_unknown))
+
+
+def checkable_model_list(document: Mapping[str, Any]) -> object | None:
+    """A LiteLLM config file's ``model_list`` when it is the whole model list (so the canary config
+    can be checked against it before anything starts); None when models may also come from the
+    proxy's database (``general_settings.store_model_in_db``) or the file has no ``model_list``."""
+    settings = document.get("general_settings")
+    if isinstance(settings, Mapping) and settings.get("store_model_in_db") in (True, "true", "True"):
+        return None
+    model_list = document.get("model_list")
+    return model_list if model_list else None
