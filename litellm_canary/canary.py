@@ -13,10 +13,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import litellm
 from openfeature import api
+from openfeature.provider._registry import provider_registry
 
 from litellm_canary.autorollback import AutoRollback
 from litellm_canary.broadcast import install_broadcast
@@ -62,10 +64,13 @@ class Canary:
         background: bool = True,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        # 1. Validate: every check that can fail on the config, before anything global is touched.
         self.config = parse_config(config)
         self._router = router
         self._clock = clock
         validate_against_deployments(self.config, _router_groups(router))
+        _validate_flag_store(self.config)
+        # 2. Build this canary's own objects (nothing outside them changes yet).
         self._idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._idle_lock = threading.Lock()
         self.runtimes: dict[str, RolloutRuntime] = {
@@ -83,10 +88,9 @@ class Canary:
         }
         self.outcomes = OutcomeRecorder()
         self.evals = EvalPipeline(self.config, self.runtimes, router)  # loads scorers: may raise
-        self.store = self._install_flag_store()
+        self.store, provider = self._make_flag_store()
         self.flags = FlagReader(self.config.openfeature_domain, clock=clock)
         self.controller = RollbackController(self.runtimes, self.store, clock=clock)
-        self.controller.restore()  # a rollback recorded with the flag outlives restarts
         self._routing = CanaryRouting(router, self.runtimes, self.flags, self.outcomes.record)
         self.auto_rollback = AutoRollback(
             self.runtimes,
@@ -99,21 +103,50 @@ class Canary:
         self.evals.use_monitors(self.auto_rollback.monitors)
         self._callbacks = CanaryCallbacks(self.runtimes, self.outcomes.record)
         self._callbacks.success_listeners.append(self.evals.offer)
-        # canary window + promotion, keep-warm prober, user feedback
-        self.lifecycle = Lifecycle(
-            self, router, self._callbacks.success_listeners, clock=clock, wall_clock=wall_clock
-        )
-        self.lifecycle.feedback.add_listener(self.evals.on_feedback)  # evals.feedback: a series
-        self.broadcast = install_broadcast(self)  # reads the replicas' latch state before routing
-        # incidents, post-rollback verification, the last drill
-        self.followup = install_followup(self, clock=clock, wall_clock=wall_clock, auto=background)
-        router.register_plugin(self._routing)
-        litellm.logging_callback_manager.add_litellm_callback(self._callbacks)
-        self._attached = True
-        if background:
-            self.auto_rollback.start()
-            self.evals.start()
-            self.lifecycle.start()
+        self._attached = False
+        # 3. Apply, undoing every step already done if a later one fails: the application is left
+        #    exactly as it was (files we created removed, threads stopped, provider and hooks restored).
+        undo: list[Callable[[], None]] = []
+        try:
+            self._seed_flag_store(undo)
+            self.controller.restore()  # a rollback recorded with the flag outlives restarts
+            # canary window + promotion, keep-warm prober, user feedback
+            self.lifecycle = Lifecycle(
+                self, router, self._callbacks.success_listeners, clock=clock, wall_clock=wall_clock
+            )
+            self.lifecycle.feedback.add_listener(self.evals.on_feedback)  # evals.feedback: a series
+            undo.append(self.lifecycle.stop)
+            # incidents, post-rollback verification, the last drill
+            self.followup = install_followup(self, clock=clock, wall_clock=wall_clock, auto=background)
+            undo.append(self.followup.stop)
+            self.broadcast = install_broadcast(self)  # reads the replicas' latch state before routing
+            if self.broadcast is not None:
+                undo.append(self.broadcast.stop)
+            if provider is not None:
+                undo.append(_provider_restorer(self.config.openfeature_domain))
+                _set_provider(provider, self.config.openfeature_domain)
+            router.register_plugin(self._routing)
+            undo.append(self._restore_routing)
+            litellm.logging_callback_manager.add_litellm_callback(self._callbacks)
+            undo.append(
+                lambda: litellm.logging_callback_manager.remove_callback_from_all_lists(self._callbacks)
+            )
+            self._attached = True
+            if background:
+                undo.extend((self.auto_rollback.stop, self.evals.stop))
+                self.auto_rollback.start()
+                self.evals.start()
+                self.lifecycle.start()
+        except BaseException:
+            self._attached = False
+            self._routing.passthrough = True
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception:  # undo the rest regardless; the original error is what matters
+                    logger.exception("undoing a failed attach: %r failed", step)
+            self.controller.close()
+            raise
 
     # -- operations ------------------------------------------------------------------------------
 
@@ -268,10 +301,7 @@ class Canary:
             return
         self._attached = False
         self._routing.passthrough = True
-        settings = self._router.settings()
-        self._router.routing_strategy_init(
-            settings.routing_strategy, settings.as_dict().get("routing_strategy_args") or {}
-        )
+        self._restore_routing()
         litellm.logging_callback_manager.remove_callback_from_all_lists(self._callbacks)
         self.auto_rollback.stop()
         self.evals.stop()
@@ -290,26 +320,90 @@ class Canary:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(event.set)
 
-    def _install_flag_store(self) -> FlagStore | None:
+    def _restore_routing(self) -> None:
+        settings = self._router.settings()
+        self._router.routing_strategy_init(
+            settings.routing_strategy, settings.as_dict().get("routing_strategy_args") or {}
+        )
+
+    def _make_flag_store(self) -> tuple[FlagStore | None, Any]:
+        """The flag store and the provider to install for it (neither written nor installed yet)."""
         store_config = self.config.flag_store
         if store_config is None:
-            return None
-        domain = self.config.openfeature_domain
+            return None, None
         if store_config.kind == "memory":
             provider = MemoryFlagProvider()
             store = MemoryFlagStore(provider)
             for rollout in self.config.rollouts:
-                store.set_side(rollout.flag_key, Side.STABLE)
-            _set_provider(provider, domain)
-            return store
+                store.set_side(rollout.flag_key, Side.STABLE)  # in the new provider only
+            return store, provider
         assert store_config.path is not None
-        file_store = FlagdFileStore(store_config.path)
+        return FlagdFileStore(store_config.path), flagd_file_provider(store_config.path, store_config.poll_ms)
+
+    def _seed_flag_store(self, undo: list[Callable[[], None]]) -> None:
+        """Create each rollout's flag (serving stable) in a flag file that lacks it; ``undo`` removes
+        the file, its lock and directories if this attach created them."""
+        if not isinstance(self.store, FlagdFileStore):
+            return
+        file_store = self.store
+        undo.append(_remove_created(file_store.path, Path(str(file_store.path) + ".lock")))
         document = file_store.read()
         for rollout in self.config.rollouts:
             if rollout.flag_key not in document["flags"]:
                 file_store.set_side(rollout.flag_key, Side.STABLE)
-        _set_provider(flagd_file_provider(store_config.path, store_config.poll_ms), domain)
-        return file_store
+
+
+def _validate_flag_store(config: CanaryConfig) -> None:
+    """An existing flag file must be a readable flagd document (before anything is changed)."""
+    store_config = config.flag_store
+    if store_config is None or store_config.kind != "flagd_file" or store_config.path is None:
+        return
+    try:
+        FlagdFileStore(store_config.path).read()
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"flag_store.path: cannot use {store_config.path}: {error}") from None
+
+
+def _remove_created(*paths: Path) -> Callable[[], None]:
+    """An undo step removing those of ``paths`` (and their new parent directories) that do not
+    exist now."""
+    missing = [path for path in paths if not path.exists()]
+    new_dirs: list[Path] = []
+    for path in paths:
+        for parent in path.absolute().parents:
+            if parent.exists():
+                break
+            new_dirs.append(parent)
+
+    def remove() -> None:
+        for path in missing:
+            path.unlink(missing_ok=True)
+        for directory in sorted(set(new_dirs), key=lambda d: len(d.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+
+    return remove
+
+
+def _provider_restorer(domain: str | None) -> Callable[[], None]:
+    """An undo step putting back the provider ``domain`` has now."""
+    previous = provider_registry.get_provider(domain)
+    # The SDK has no public "unbind a domain"; its registry's domain map is the one private piece
+    # used here (contract test: tests/test_attach_atomic.py).
+    bound = domain is None or domain in provider_registry._providers
+
+    def restore() -> None:
+        if domain is None:
+            api.set_provider(previous)
+        elif bound:
+            api.set_provider(previous, domain)
+        else:
+            with provider_registry._lock:
+                ours = provider_registry._providers.pop(domain, None)
+            if ours is not None:
+                ours.shutdown()
+
+    return restore
 
 
 def _set_provider(provider: Any, domain: str | None) -> None:

@@ -8,6 +8,8 @@ deployment ids) live in :func:`validate_against_deployments`.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +19,38 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 class ConfigError(ValueError):
     """A canary configuration that cannot be used; the message names the field and the value."""
+
+
+def usable_path(path: Path, *, directory: bool) -> Path:
+    """``path`` if the library can create or use it as a directory (or a file); else ``ValueError``
+    saying why. Checked before ``attach`` touches anything, so a bad path fails as a config error:
+    a NUL byte, an existing ancestor that is not a directory, a file where a directory is wanted (or
+    the reverse), an unwritable parent."""
+    if "\x00" in str(path):
+        raise ValueError(f"{str(path)!r} contains a NUL byte")
+    existing: Path | None = None
+    for candidate in (*reversed(path.absolute().parents), path.absolute()):
+        try:
+            mode = candidate.stat().st_mode
+        except FileNotFoundError:
+            break
+        except OSError as error:
+            raise ValueError(f"cannot use {path}: {candidate}: {error.strerror}") from None
+        if candidate != path.absolute() and not stat.S_ISDIR(mode):
+            raise ValueError(f"cannot use {path}: {candidate} is not a directory")
+        existing = candidate
+    if existing == path.absolute():
+        is_dir = stat.S_ISDIR(path.absolute().stat().st_mode)
+        if directory and not is_dir:
+            raise ValueError(f"{path} exists and is not a directory")
+        if not directory and is_dir:
+            raise ValueError(f"{path} is a directory, not a file")
+        parent = path.absolute() if directory else path.absolute().parent
+    else:
+        parent = existing if existing is not None else Path(path.absolute().anchor)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot use {path}: {parent} is not writable")
+    return path
 
 
 class _Strict(BaseModel):
@@ -224,6 +258,10 @@ class FlagStoreConfig(_Strict):
                 raise ValueError(
                     f"flag_store.path must end in .json (flagd parses only .json), got {self.path}"
                 )
+            try:
+                usable_path(self.path, directory=False)
+            except ValueError as error:
+                raise ValueError(f"flag_store.path: {error}") from None
         elif self.path is not None:
             raise ValueError("flag_store.kind 'memory' takes no 'path'")
         return self
@@ -263,9 +301,7 @@ class IncidentsConfig(_Strict):
     @field_validator("dir")
     @classmethod
     def _not_a_file(cls, path: Path) -> Path:
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{path} exists and is not a directory")
-        return path
+        return usable_path(path, directory=True)
 
 
 class ProxySettings(_Strict):
