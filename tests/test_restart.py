@@ -176,3 +176,38 @@ def test_the_memory_store_keeps_the_rollback_in_process_only() -> None:
     restarted = litellm_canary.attach(_router(), config, background=False)
     assert restarted.status()["groups"]["chat"]["state"] == "armed"  # documented: memory forgets
     restarted.detach()
+
+
+def test_a_rollback_in_the_flag_file_wins_over_an_older_rearm_on_redis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from litellm_canary.broadcast import state_key
+    from tests.redis_server import RedisServer, require_redis_server
+
+    require_redis_server()
+    flags = tmp_path / "flags.json"
+    with RedisServer() as server:
+        config = {**_config(flags), "broadcast": {"kind": "redis", "url": server.url, "channel": "restart"}}
+        first = litellm_canary.attach(_router(), {**config, "openfeature_domain": "a"}, background=False)
+        first.rollback("chat", reason="first")
+        assert first.rearm("chat")
+        assert first.broadcast is not None
+        assert first.broadcast.wait_for(lambda bc: not bc.status()["publish_pending"], 10)
+        first.detach()
+        # Later, a rollback reaches only the flag file (the command line, with a config without Redis).
+        file_only = tmp_path / "file-only.json"
+        file_only.write_text(json.dumps(_config(flags)))
+        assert main(["rollback", "--config", str(file_only), "--group", "chat", "--reason", "later"]) == 0
+
+        restarted = litellm_canary.attach(_router(), {**config, "openfeature_domain": "b"}, background=False)
+        try:
+            assert restarted.status()["groups"]["chat"]["state"] == "rolled_back"
+            assert restarted.broadcast is not None
+            stored = restarted.broadcast.wait_for(lambda bc: not bc.status()["publish_pending"], 10)
+            assert stored
+            import redis
+
+            state = redis.Redis.from_url(server.url).hgetall(state_key("restart", "chat"))
+            assert state[b"state"] == b"rolled_back"
+        finally:
+            restarted.detach()
