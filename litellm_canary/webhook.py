@@ -12,6 +12,8 @@ Routes (every one needs ``Authorization: Bearer <token>``)::
     POST /canary/rollback  {"model_group", "reason"}                  -> the rollback record
     POST /canary/rearm     {"model_group"}                            -> {"model_group", "rearmed"}
     POST /canary/feedback  {"response_id", "score": 0..1}             -> side and deployment credited
+    POST /canary/percent   {"model_group", "percent": 0..100}         -> set_canary_percent (409 rolled back)
+    POST /canary/promote   {"model_group", "force": false}            -> promote (409 refused)
 
 Errors are JSON ``{"error": "..."}``: 400 malformed JSON or a wrong schema, 401 no or wrong token,
 404 unknown model group, response id or route, 405 wrong method, 413 body too large. No error
