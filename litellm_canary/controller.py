@@ -10,6 +10,7 @@ backoff in the background; it shows in ``status()`` and the log. Every rollback 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -207,7 +208,7 @@ class RollbackController:
             record = restored_record(
                 group, flag.get("metadata") if isinstance(flag, dict) else None, self._clock()
             )
-            if record is None:
+            if record is None or runtime.rolled_back:
                 continue
             record.flag_store = self._store.describe()
             with self._lock:
@@ -227,8 +228,13 @@ class RollbackController:
         return restored
 
     def refuse_if_rolled_back(self, model_group: str, action: str) -> RolloutRuntime:
-        """The group's runtime; raises :class:`RolledBackError` while it is rolled back."""
+        """The group's runtime; raises :class:`RolledBackError` while it is rolled back, here or (for
+        the flagd file store) as recorded in the file by another replica or the command line, in
+        which case this process latches too."""
         runtime = self.runtime(model_group)
+        if not runtime.rolled_back and isinstance(self._store, FlagdFileStore):
+            with contextlib.suppress(OSError, ValueError):  # unreadable: the write that follows says so
+                self.restore()
         if runtime.rolled_back:
             last = runtime.last_rollback
             since = f" since {last.decided_at} ({last.kind}: {scrub(last.reason)[:200]})" if last else ""

@@ -211,3 +211,22 @@ def test_a_rollback_in_the_flag_file_wins_over_an_older_rearm_on_redis(
             assert state[b"state"] == b"rolled_back"
         finally:
             restarted.detach()
+
+
+async def test_a_replica_that_missed_the_rollback_refuses_and_latches(tmp_path: Path) -> None:
+    flags = tmp_path / "flags.json"
+    _, replica_a = _attach(flags)
+    router_b = _router()
+    replica_b = litellm_canary.attach(
+        router_b, {**_config(flags), "openfeature_domain": "b"}, background=False
+    )
+    replica_a.set_canary_percent("chat", 100)
+    replica_a.rollback("chat", reason="seen on A")
+    assert replica_b.status()["groups"]["chat"]["state"] == "armed"  # B follows the flag, no latch
+    with pytest.raises(RolledBackError, match="seen on A"):
+        replica_b.set_canary_percent("chat", 30)
+    assert replica_b.status()["groups"]["chat"]["state"] == "rolled_back"
+    assert json.loads(flags.read_text())["flags"]["chat-canary"]["defaultVariant"] == "stable"
+    assert await _canary_answers(router_b, 10) == 0
+    replica_a.detach()
+    replica_b.detach()
