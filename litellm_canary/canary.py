@@ -117,6 +117,8 @@ class Canary:
             self.lifecycle.feedback.add_listener(self.evals.on_feedback)  # evals.feedback: a series
             undo.append(self.lifecycle.stop)
             # incidents, post-rollback verification, the last drill
+            if self.config.incidents is not None:
+                undo.append(_remove_created(directories=(self.config.incidents.dir,)))
             self.followup = install_followup(self, clock=clock, wall_clock=wall_clock, auto=background)
             undo.append(self.followup.stop)
             self.broadcast = install_broadcast(self)  # reads the replicas' latch state before routing
@@ -346,7 +348,7 @@ class Canary:
         if not isinstance(self.store, FlagdFileStore):
             return
         file_store = self.store
-        undo.append(_remove_created(file_store.path, Path(str(file_store.path) + ".lock")))
+        undo.append(_remove_created(files=(file_store.path, Path(str(file_store.path) + ".lock"))))
         document = file_store.read()
         for rollout in self.config.rollouts:
             if rollout.flag_key not in document["flags"]:
@@ -364,13 +366,15 @@ def _validate_flag_store(config: CanaryConfig) -> None:
         raise ConfigError(f"flag_store.path: cannot use {store_config.path}: {error}") from None
 
 
-def _remove_created(*paths: Path) -> Callable[[], None]:
-    """An undo step removing those of ``paths`` (and their new parent directories) that do not
-    exist now."""
-    missing = [path for path in paths if not path.exists()]
+def _remove_created(files: tuple[Path, ...] = (), directories: tuple[Path, ...] = ()) -> Callable[[], None]:
+    """An undo step removing those of ``files`` and ``directories`` (and their parent directories)
+    that do not exist now; a directory is removed only while empty."""
+    missing = [path for path in files if not path.exists()]
     new_dirs: list[Path] = []
-    for path in paths:
-        for parent in path.absolute().parents:
+    for path in (*files, *directories):
+        for parent in (
+            (path.absolute(), *path.absolute().parents) if path in directories else path.absolute().parents
+        ):
             if parent.exists():
                 break
             new_dirs.append(parent)

@@ -192,6 +192,7 @@ def test_a_late_failure_undoes_every_step(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="test fault"):
         litellm_canary.attach(_FailingRouter(router), config)
     assert not (tmp_path / "store").exists()  # flags.json, its lock and the directory: removed
+    assert not (tmp_path / "incidents").exists()
     assert provider_registry.get_provider(None) is app_provider
     assert _app_flag(None) == "on"
     assert _callback_lists() == callbacks
