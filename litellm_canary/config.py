@@ -173,6 +173,13 @@ class EvalsConfig(_Strict):
         )
         return tuple(name for name, on in configured if on)
 
+    @field_validator("golden_set")
+    @classmethod
+    def _no_nul(cls, path: Path | None) -> Path | None:
+        if path is not None and "\x00" in str(path):
+            raise ValueError(f"{str(path)!r} contains a NUL byte")
+        return path
+
     @model_validator(mode="after")
     def _scores_something(self) -> EvalsConfig:
         if self.scorer is None and self.golden_set is None and not self.feedback:

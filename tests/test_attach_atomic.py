@@ -43,6 +43,7 @@ FAULTS = {
     "group_typo": "rollouts[0].model_group",
     "id_typo": "rollouts[0].canary",
     "scorer": "rollouts[0].evals.scorer",
+    "golden_nul": "rollouts[0].evals.golden_set",
     "window_h": "rollouts[0].window_h",
 }
 _FLAG_FAULTS = [name for name in FAULTS if name.startswith("flag_")]
@@ -65,7 +66,9 @@ def _config(
     if "id_typo" in faults:
         rollout["canary"] = ["chat-canry"]
     if "scorer" in faults:
-        rollout["evals"] = {"scorer": "no_such_module_xyz:score"}
+        rollout.setdefault("evals", {})["scorer"] = "no_such_module_xyz:score"
+    if "golden_nul" in faults:
+        rollout.setdefault("evals", {})["golden_set"] = str(root / "gol\x00den.jsonl")
     if "window_h" in faults:
         rollout["window_h"] = -1
     config: dict[str, Any] = {"rollouts": [rollout], "openfeature_domain": domain}
