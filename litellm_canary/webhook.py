@@ -2,8 +2,9 @@
 
 This module owns the HTTP boundary and nothing else: bearer-token authentication, the request body
 limit, validation of what comes in (every error names the field), the idempotency of webhook
-deliveries, and the JSON error contract. Every change of state goes through ``Canary.rollback`` or
-``Canary.rearm``. Starlette (the ``server`` extra) is imported here and nowhere else.
+deliveries, and the JSON error contract. Every change of state goes through ``Canary.rollback``,
+``Canary.rearm``, ``Canary.set_canary_percent`` or ``Canary.promote``. Starlette (the ``server``
+extra) is imported here and nowhere else.
 
 Routes (every one needs ``Authorization: Bearer <token>``)::
 
@@ -16,8 +17,8 @@ Routes (every one needs ``Authorization: Bearer <token>``)::
     POST /canary/promote   {"model_group", "force": false}            -> promote (409 refused)
 
 Errors are JSON ``{"error": "..."}``: 400 malformed JSON or a wrong schema, 401 no or wrong token,
-404 unknown model group, response id or route, 405 wrong method, 413 body too large. No error
-changes anything.
+404 unknown model group, response id or route, 405 wrong method, 409 refused while the group is
+rolled back (re-arm first) or its window is open, 413 body too large. No error changes anything.
 
 A firing alert with the label ``action="rollback"`` rolls back the group named by its
 ``model_group`` label. Alertmanager delivers at least once and repeats notifications, so one firing
