@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from litellm_canary.config import CanaryConfig, ConfigError, load_config_file, parse_config
-from litellm_canary.controller import UnknownModelGroup
+from litellm_canary.controller import RolledBackError, UnknownModelGroup
 from litellm_canary.decision import Side
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ __all__ = [
     "Canary",
     "CanaryConfig",
     "ConfigError",
+    "RolledBackError",
     "Side",
     "UnknownModelGroup",
     "attach",

@@ -197,6 +197,14 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _later(at: object, than: float | None) -> bool:
+    """Whether the broadcast time ``at`` (Unix seconds, maybe a string from Redis) is after ``than``."""
+    try:
+        return than is not None and float(str(at)) > than
+    except ValueError:
+        return False
+
+
 def _iso(wall: float | None) -> str | None:
     return None if wall is None else datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
 
@@ -508,6 +516,18 @@ class RedisBroadcast:
             )
             self.applied += 1
         elif state == "armed" and runtime.rolled_back:
+            last = runtime.last_rollback
+            if last is not None and last.restored and not _later(fields.get("at"), last.decided_wall):
+                # The flag store recorded a rollback after this re-arm (or we cannot tell): when in
+                # doubt, stable. Keep the latch and tell the others.
+                logger.warning(
+                    "canary broadcast: %r re-armed on Redis but rolled back later in %s; keeping the latch",
+                    group,
+                    last.flag_store,
+                )
+                self._queue_restore(group)
+                self._wake_publisher.set()
+                return
             self._canary.rearm(group, origin=origin)
             self.applied += 1
 

@@ -13,15 +13,23 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import litellm
 from openfeature import api
+from openfeature.provider._registry import provider_registry
 
 from litellm_canary.autorollback import AutoRollback
 from litellm_canary.broadcast import install_broadcast
 from litellm_canary.config import CanaryConfig, ConfigError, parse_config, validate_against_deployments
-from litellm_canary.controller import RollbackController, RollbackKind, RolloutRuntime, UnknownModelGroup
+from litellm_canary.controller import (
+    RollbackController,
+    RollbackKind,
+    RolledBackError,
+    RolloutRuntime,
+    UnknownModelGroup,
+)
 from litellm_canary.decision import Decision, Side
 from litellm_canary.eval_sampling import EvalPipeline
 from litellm_canary.flags import (
@@ -57,10 +65,13 @@ class Canary:
         background: bool = True,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        # 1. Validate: every check that can fail on the config, before anything global is touched.
         self.config = parse_config(config)
         self._router = router
         self._clock = clock
         validate_against_deployments(self.config, _router_groups(router))
+        _validate_flag_store(self.config)
+        # 2. Build this canary's own objects (nothing outside them changes yet).
         self._idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self._idle_lock = threading.Lock()
         self.runtimes: dict[str, RolloutRuntime] = {
@@ -78,7 +89,7 @@ class Canary:
         }
         self.outcomes = OutcomeRecorder()
         self.evals = EvalPipeline(self.config, self.runtimes, router)  # loads scorers: may raise
-        self.store = self._install_flag_store()
+        self.store, provider = self._make_flag_store()
         self.flags = FlagReader(
             self.config.openfeature_domain,
             clock=clock,
@@ -98,21 +109,53 @@ class Canary:
         self.evals.use_monitors(self.auto_rollback.monitors)
         self._callbacks = CanaryCallbacks(self.runtimes, self.outcomes.record)
         self._callbacks.success_listeners.append(self.evals.offer)
-        # canary window + promotion, keep-warm prober, user feedback
-        self.lifecycle = Lifecycle(
-            self, router, self._callbacks.success_listeners, clock=clock, wall_clock=wall_clock
-        )
-        self.lifecycle.feedback.add_listener(self.evals.on_feedback)  # evals.feedback: a series
-        self.broadcast = install_broadcast(self)  # reads the replicas' latch state before routing
-        # incidents, post-rollback verification, the last drill
-        self.followup = install_followup(self, clock=clock, wall_clock=wall_clock, auto=background)
-        router.register_plugin(self._routing)
-        litellm.logging_callback_manager.add_litellm_callback(self._callbacks)
-        self._attached = True
-        if background:
-            self.auto_rollback.start()
-            self.evals.start()
-            self.lifecycle.start()
+        self._attached = False
+        # 3. Apply, undoing every step already done if a later one fails: the application is left
+        #    exactly as it was (files we created removed, threads stopped, provider and hooks restored).
+        undo: list[Callable[[], None]] = []
+        try:
+            self._seed_flag_store(undo)
+            self.controller.restore()  # a rollback recorded with the flag outlives restarts
+            # canary window + promotion, keep-warm prober, user feedback
+            self.lifecycle = Lifecycle(
+                self, router, self._callbacks.success_listeners, clock=clock, wall_clock=wall_clock
+            )
+            self.lifecycle.feedback.add_listener(self.evals.on_feedback)  # evals.feedback: a series
+            undo.append(self.lifecycle.stop)
+            # incidents, post-rollback verification, the last drill
+            if self.config.incidents is not None:
+                undo.append(_remove_created(directories=(self.config.incidents.dir,)))
+            self.followup = install_followup(self, clock=clock, wall_clock=wall_clock, auto=background)
+            undo.append(self.followup.stop)
+            self.broadcast = install_broadcast(self)  # reads the replicas' latch state before routing
+            if self.broadcast is not None:
+                undo.append(self.broadcast.stop)
+            if provider is not None:
+                undo.append(_provider_restorer(self.config.openfeature_domain))
+                _set_provider(provider, self.config.openfeature_domain)
+            router.register_plugin(self._routing)
+            undo.append(self._restore_routing)
+            litellm.logging_callback_manager.add_litellm_callback(self._callbacks)
+            undo.append(
+                lambda: litellm.logging_callback_manager.remove_callback_from_all_lists(self._callbacks)
+            )
+            self._attached = True
+            if background:
+                undo.extend((self.auto_rollback.stop, self.evals.stop))
+                self.auto_rollback.start()
+                self.evals.start()
+                self.lifecycle.start()
+        except BaseException:
+            self._attached = False
+            self._routing.passthrough = True
+            for step in reversed(undo):
+                try:
+                    step()
+                except Exception:  # undo the rest regardless; the original error is what matters
+                    logger.exception("undoing a failed attach: %r failed", step)
+            self.controller.close()
+            self.flags.close()  # its provider-event handlers are global
+            raise
 
     # -- operations ------------------------------------------------------------------------------
 
@@ -138,8 +181,10 @@ class Canary:
         return rearmed
 
     def set_canary_percent(self, model_group: str, percent: float) -> None:
-        """Write a sticky percentage rollout of ``model_group``'s flag to the flag store."""
-        runtime = self.controller.runtime(model_group)
+        """Write a sticky percentage rollout of ``model_group``'s flag to the flag store.
+
+        Raises ``RolledBackError`` while the group is rolled back: re-arm it first."""
+        runtime = self.controller.refuse_if_rolled_back(model_group, "set a canary percentage for")
         if self.store is None:
             raise ConfigError("set_canary_percent needs a flag_store in the canary config")
         if isinstance(percent, bool) or not isinstance(percent, int | float) or not 0 <= percent <= 100:
@@ -148,7 +193,11 @@ class Canary:
 
     def set_side(self, model_group: str, side: Side | str) -> None:
         """Write ``model_group``'s flag to serve one side to everybody (e.g. promote the canary)."""
-        runtime = self.controller.runtime(model_group)
+        runtime = (
+            self.controller.refuse_if_rolled_back(model_group, "serve the canary of")
+            if Side(side) is Side.CANARY
+            else self.controller.runtime(model_group)
+        )
         if self.store is None:
             raise ConfigError("set_side needs a flag_store in the canary config")
         self.store.set_side(runtime.config.flag_key, Side(side))
@@ -263,10 +312,7 @@ class Canary:
             return
         self._attached = False
         self._routing.passthrough = True
-        settings = self._router.settings()
-        self._router.routing_strategy_init(
-            settings.routing_strategy, settings.as_dict().get("routing_strategy_args") or {}
-        )
+        self._restore_routing()
         litellm.logging_callback_manager.remove_callback_from_all_lists(self._callbacks)
         self.auto_rollback.stop()
         self.evals.stop()
@@ -286,27 +332,89 @@ class Canary:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(event.set)
 
-    def _install_flag_store(self) -> FlagStore | None:
+    def _restore_routing(self) -> None:
+        settings = self._router.settings()
+        self._router.routing_strategy_init(
+            settings.routing_strategy, settings.as_dict().get("routing_strategy_args") or {}
+        )
+
+    def _make_flag_store(self) -> tuple[FlagStore | None, Any]:
+        """The flag store and the provider to install for it (neither written nor installed yet)."""
         store_config = self.config.flag_store
         if store_config is None:
-            return None
-        domain = self.config.openfeature_domain
+            return None, None
         if store_config.kind == "memory":
             provider = MemoryFlagProvider()
             store = MemoryFlagStore(provider)
             for rollout in self.config.rollouts:
-                store.set_side(rollout.flag_key, Side.STABLE)
-            _set_provider(provider, domain)
-            return store
+                store.set_side(rollout.flag_key, Side.STABLE)  # in the new provider only
+            return store, provider
         assert store_config.path is not None
-        validate_flagd_file(store_config.path)  # a ConfigError naming the file and the problem
-        file_store = FlagdFileStore(store_config.path)
+        return FlagdFileStore(store_config.path), flagd_file_provider(store_config.path, store_config.poll_ms)
+
+    def _seed_flag_store(self, undo: list[Callable[[], None]]) -> None:
+        """Create each rollout's flag (serving stable) in a flag file that lacks it; ``undo`` removes
+        the file, its lock and directories if this attach created them."""
+        if not isinstance(self.store, FlagdFileStore):
+            return
+        file_store = self.store
+        undo.append(_remove_created(files=(file_store.path, Path(str(file_store.path) + ".lock"))))
         document = file_store.read()
         for rollout in self.config.rollouts:
             if rollout.flag_key not in document["flags"]:
                 file_store.set_side(rollout.flag_key, Side.STABLE)
-        _set_provider(flagd_file_provider(store_config.path, store_config.poll_ms), domain)
-        return file_store
+
+
+def _validate_flag_store(config: CanaryConfig) -> None:
+    """An existing flag file must be a readable flagd document (before anything is changed)."""
+    store_config = config.flag_store
+    if store_config is None or store_config.kind != "flagd_file" or store_config.path is None:
+        return
+    validate_flagd_file(store_config.path)  # a ConfigError naming the file and the problem (line, column)
+
+
+def _remove_created(files: tuple[Path, ...] = (), directories: tuple[Path, ...] = ()) -> Callable[[], None]:
+    """An undo step removing those of ``files`` and ``directories`` (and their parent directories)
+    that do not exist now; a directory is removed only while empty."""
+    missing = [path for path in files if not path.exists()]
+    new_dirs: list[Path] = []
+    for path in (*files, *directories):
+        for parent in (
+            (path.absolute(), *path.absolute().parents) if path in directories else path.absolute().parents
+        ):
+            if parent.exists():
+                break
+            new_dirs.append(parent)
+
+    def remove() -> None:
+        for path in missing:
+            path.unlink(missing_ok=True)
+        for directory in sorted(set(new_dirs), key=lambda d: len(d.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+
+    return remove
+
+
+def _provider_restorer(domain: str | None) -> Callable[[], None]:
+    """An undo step putting back the provider ``domain`` has now."""
+    previous = provider_registry.get_provider(domain)
+    # The SDK has no public "unbind a domain"; its registry's domain map is the one private piece
+    # used here (contract test: tests/test_attach_atomic.py).
+    bound = domain is None or domain in provider_registry._providers
+
+    def restore() -> None:
+        if domain is None:
+            api.set_provider(previous)
+        elif bound:
+            api.set_provider(previous, domain)
+        else:
+            with provider_registry._lock:
+                ours = provider_registry._providers.pop(domain, None)
+            if ours is not None:
+                ours.shutdown()
+
+    return restore
 
 
 def _set_provider(provider: Any, domain: str | None) -> None:
@@ -339,4 +447,4 @@ def attach(
     return Canary(router, config, clock=clock, background=background, wall_clock=wall_clock)
 
 
-__all__ += ["ConfigError", "UnknownModelGroup"]
+__all__ += ["ConfigError", "RolledBackError", "UnknownModelGroup"]

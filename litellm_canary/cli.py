@@ -125,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
 def _rules(args: argparse.Namespace) -> str:
     from litellm_canary.alert_rules import alertmanager_config, prometheus_rules
 
-    config = load_config_file(args.config)
+    config = load_config_file(args.config, check_model_list=True)
     if args.alertmanager:
         if not args.webhook_url or not args.token_file:
             raise CliError("--alertmanager needs --webhook-url and --token-file")
@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "status" and args.url is not None:
             return _gateway_status(args)
         if args.command == "status":
-            report = status_report(load_config_file(args.config))
+            report = status_report(load_config_file(args.config, check_model_list=True))
             if args.json:
                 print(json.dumps(report, indent=2))
             else:

@@ -8,6 +8,8 @@ deployment ids) live in :func:`validate_against_deployments`.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +19,38 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 class ConfigError(ValueError):
     """A canary configuration that cannot be used; the message names the field and the value."""
+
+
+def usable_path(path: Path, *, directory: bool) -> Path:
+    """``path`` if the library can create or use it as a directory (or a file); else ``ValueError``
+    saying why. Checked before ``attach`` touches anything, so a bad path fails as a config error:
+    a NUL byte, an existing ancestor that is not a directory, a file where a directory is wanted (or
+    the reverse), an unwritable parent."""
+    if "\x00" in str(path):
+        raise ValueError(f"{str(path)!r} contains a NUL byte")
+    existing: Path | None = None
+    for candidate in (*reversed(path.absolute().parents), path.absolute()):
+        try:
+            mode = candidate.stat().st_mode
+        except FileNotFoundError:
+            break
+        except OSError as error:
+            raise ValueError(f"cannot use {path}: {candidate}: {error.strerror}") from None
+        if candidate != path.absolute() and not stat.S_ISDIR(mode):
+            raise ValueError(f"cannot use {path}: {candidate} is not a directory")
+        existing = candidate
+    if existing == path.absolute():
+        is_dir = stat.S_ISDIR(path.absolute().stat().st_mode)
+        if directory and not is_dir:
+            raise ValueError(f"{path} exists and is not a directory")
+        if not directory and is_dir:
+            raise ValueError(f"{path} is a directory, not a file")
+        parent = path.absolute() if directory else path.absolute().parent
+    else:
+        parent = existing if existing is not None else Path(path.absolute().anchor)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot use {path}: {parent} is not writable")
+    return path
 
 
 class _Strict(BaseModel):
@@ -139,6 +173,13 @@ class EvalsConfig(_Strict):
         )
         return tuple(name for name, on in configured if on)
 
+    @field_validator("golden_set")
+    @classmethod
+    def _no_nul(cls, path: Path | None) -> Path | None:
+        if path is not None and "\x00" in str(path):
+            raise ValueError(f"{str(path)!r} contains a NUL byte")
+        return path
+
     @model_validator(mode="after")
     def _scores_something(self) -> EvalsConfig:
         if self.scorer is None and self.golden_set is None and not self.feedback:
@@ -255,6 +296,10 @@ class FlagStoreConfig(_Strict):
                 raise ValueError(
                     f"flag_store.path must end in .json (flagd parses only .json), got {self.path}"
                 )
+            try:
+                usable_path(self.path, directory=False)
+            except ValueError as error:
+                raise ValueError(f"flag_store.path: {error}") from None
         elif self.path is not None:
             raise ValueError("flag_store.kind 'memory' takes no 'path'")
         return self
@@ -294,9 +339,7 @@ class IncidentsConfig(_Strict):
     @field_validator("dir")
     @classmethod
     def _not_a_file(cls, path: Path) -> Path:
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{path} exists and is not a directory")
-        return path
+        return usable_path(path, directory=True)
 
 
 class ProxySettings(_Strict):
@@ -375,10 +418,21 @@ def parse_config(raw: CanaryConfig | Mapping[str, Any]) -> CanaryConfig:
         raise ConfigError(_describe(error)) from None
 
 
-def load_config_file(path: str | Path) -> CanaryConfig:
+def load_config_file(path: str | Path, *, check_model_list: bool = False) -> CanaryConfig:
     """Read a canary config from a YAML or JSON file. A LiteLLM proxy ``config.yaml`` whose
-    ``litellm_canary`` key holds the canary config is accepted too."""
-    file = Path(path)
+    ``litellm_canary`` key holds the canary config is accepted too; with ``check_model_list`` its
+    rollouts are checked against that file's ``model_list`` (see :func:`checkable_model_list`)."""
+    data = _read_document(Path(path))
+    if isinstance(data, Mapping) and "litellm_canary" in data:
+        config = parse_config(data["litellm_canary"])
+        model_list = checkable_model_list(data) if check_model_list else None
+        if model_list is not None:
+            validate_against_model_list(config, model_list)
+        return config
+    return parse_config(data)
+
+
+def _read_document(file: Path) -> Any:
     try:
         text = file.read_text()
     except OSError as error:
@@ -394,21 +448,29 @@ def load_config_file(path: str | Path) -> CanaryConfig:
         kind = "JSON" if file.suffix == ".json" else "YAML"
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise ConfigError(f"config file {file} is not valid {kind}: {first_line}") from None
-    if isinstance(data, Mapping) and "litellm_canary" in data:
-        data = data["litellm_canary"]
-    return parse_config(data)
+    return data
 
 
-def validate_against_deployments(config: CanaryConfig, groups: Mapping[str, Sequence[str]]) -> None:
-    """Check every rollout against the Router's model groups (``{model_name: [deployment ids]}``)."""
+def validate_against_deployments(
+    config: CanaryConfig,
+    groups: Mapping[str, Sequence[str]],
+    *,
+    ids_unknown: frozenset[str] = frozenset(),
+) -> None:
+    """Check every rollout against the Router's model groups (``{model_name: [deployment ids]}``).
+
+    Deployment ids are not checked for the groups in ``ids_unknown`` (a config file's deployment
+    without ``model_info.id`` gets its id from LiteLLM when the Router is built)."""
     for index, rollout in enumerate(config.rollouts):
         where = f"rollouts[{index}]"
         ids = groups.get(rollout.model_group)
         if ids is None:
             raise ConfigError(
                 f"{where}.model_group: unknown model group {rollout.model_group!r} "
-                f"(the Router has: {sorted(groups)})"
+                f"(the model list has: {sorted(groups)})"
             )
+        if rollout.model_group in ids_unknown:
+            continue
         for side in ("stable", "canary"):
             for deployment_id in getattr(rollout, side):
                 if deployment_id not in ids:
@@ -416,3 +478,35 @@ def validate_against_deployments(config: CanaryConfig, groups: Mapping[str, Sequ
                         f"{where}.{side}: deployment id {deployment_id!r} is not in model group "
                         f"{rollout.model_group!r} (its ids: {sorted(ids)})"
                     )
+
+
+def validate_against_model_list(config: CanaryConfig, model_list: object) -> None:
+    """Check every rollout against a LiteLLM config file's ``model_list``, with the same errors as
+    :func:`validate_against_deployments` at ``attach`` (the proxy at start-up, ``status``/``rules``)."""
+    if not isinstance(model_list, Sequence) or isinstance(model_list, str | bytes):
+        raise ConfigError(f"model_list: must be a list of deployments, got {type(model_list).__name__}")
+    groups: dict[str, list[str]] = {}
+    ids_unknown: set[str] = set()
+    for entry in model_list:
+        name = entry.get("model_name") if isinstance(entry, Mapping) else None
+        if not isinstance(name, str):
+            continue  # LiteLLM reports its own model_list errors
+        ids = groups.setdefault(name, [])
+        info = entry.get("model_info")
+        deployment_id = info.get("id") if isinstance(info, Mapping) else None
+        if isinstance(deployment_id, str) and deployment_id:
+            ids.append(deployment_id)
+        else:
+            ids_unknown.add(name)
+    validate_against_deployments(config, groups, ids_unknown=frozenset(ids_unknown))
+
+
+def checkable_model_list(document: Mapping[str, Any]) -> object | None:
+    """A LiteLLM config file's ``model_list`` when it is the whole model list (so the canary config
+    can be checked against it before anything starts); None when models may also come from the
+    proxy's database (``general_settings.store_model_in_db``) or the file has no ``model_list``."""
+    settings = document.get("general_settings")
+    if isinstance(settings, Mapping) and settings.get("store_model_in_db") in (True, "true", "True"):
+        return None
+    model_list = document.get("model_list")
+    return model_list if model_list else None

@@ -10,7 +10,9 @@ backoff in the background; it shows in ``status()`` and the log. Every rollback 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +24,7 @@ from opentelemetry import trace
 
 from litellm_canary.config import Rollout
 from litellm_canary.decision import Side
-from litellm_canary.flags import FlagStore
+from litellm_canary.flags import FlagdFileStore, FlagStore
 from litellm_canary.pins import InFlightAtFlip, RolloutPins
 from litellm_canary.redact import scrub, scrub_value
 
@@ -31,6 +33,20 @@ _tracer = trace.get_tracer("litellm_canary")
 
 RollbackKind = Literal["manual", "automatic", "alert", "drill"]
 _KINDS = ("manual", "automatic", "alert", "drill")
+
+# The rolled-back state kept in the flag's flagd ``metadata`` (string/number/bool values only), written
+# in the same atomic file write that sets the flag to stable, so every replica and every restart sees
+# it. ``rolled_back_at`` is present exactly while the group is rolled back (the canary window reads
+# it too); the ``last_rollback_*`` keys stay after a re-arm as the record of the last rollback.
+ROLLED_BACK_AT = "litellm_canary.rolled_back_at"
+LAST_ROLLBACK_AT = "litellm_canary.last_rollback_at"
+LAST_ROLLBACK_KIND = "litellm_canary.last_rollback_kind"
+LAST_ROLLBACK_REASON = "litellm_canary.last_rollback_reason"
+_MAX_STORED_REASON = 1000
+
+
+class RolledBackError(Exception):
+    """An operation that would serve the canary was refused because the group is rolled back."""
 
 
 class UnknownModelGroup(KeyError):
@@ -64,6 +80,8 @@ class RollbackRecord:
     origin: str | None = None  # None: decided in this process; else the replica it was broadcast from
     # Stable deployments whose last keep-warm probe had failed when the rollback was decided.
     stable_unhealthy_at_rollback: list[str] = field(default_factory=list)
+    decided_wall: float | None = None  # Unix seconds (persisted with the flag)
+    restored: bool = False  # read back from the flag store at attach (a restart), not decided here
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -83,7 +101,51 @@ class RollbackRecord:
             "repeated": self.repeated,
             "origin": self.origin,
             "stable_unhealthy_at_rollback": list(self.stable_unhealthy_at_rollback),
+            "restored": self.restored,
         }
+
+    def persisted(self) -> dict[str, float | str]:
+        """The flag-metadata keys that keep this rollback across restarts and replicas."""
+        wall = self.decided_wall if self.decided_wall is not None else time.time()
+        reason = scrub(self.reason)[:_MAX_STORED_REASON].encode("utf-8", "replace").decode("utf-8")
+        return {
+            ROLLED_BACK_AT: wall,
+            LAST_ROLLBACK_AT: wall,
+            LAST_ROLLBACK_KIND: self.kind,
+            LAST_ROLLBACK_REASON: reason,
+        }
+
+
+def restored_record(
+    model_group: str, metadata: Mapping[str, Any] | None, now_mono: float
+) -> RollbackRecord | None:
+    """The rollback recorded in a flag's metadata while the group is rolled back; None when armed.
+
+    A ``rolled_back_at`` that is not a finite number still means "rolled back" (when in doubt, stable);
+    the record then says what was unreadable."""
+    if not metadata or ROLLED_BACK_AT not in metadata:
+        return None
+    at = metadata.get(ROLLED_BACK_AT)
+    wall = (
+        float(at) if isinstance(at, int | float) and not isinstance(at, bool) and math.isfinite(at) else None
+    )
+    kind = metadata.get(LAST_ROLLBACK_KIND)
+    reason = metadata.get(LAST_ROLLBACK_REASON)
+    return RollbackRecord(
+        model_group=model_group,
+        kind=kind if kind in _KINDS else "manual",  # type: ignore[arg-type]
+        reason=str(reason) if isinstance(reason, str) else f"rolled back (unreadable record: {at!r})",
+        cause={"restored_from": "flag_store"},
+        decided_at=_iso(wall) if wall is not None else "unknown",
+        decided_mono=now_mono,
+        latched_mono=now_mono,
+        in_flight_at_flip={Side.CANARY.value: 0, Side.STABLE.value: 0},
+        canary_attempts=InFlightAtFlip(set()),
+        flag_store=None,
+        flag_written_mono=now_mono,
+        decided_wall=wall,
+        restored=True,
+    )
 
 
 @dataclass
@@ -134,6 +196,54 @@ class RollbackController:
                 f"no rollout manages model group {model_group!r} (managed: {sorted(self._runtimes)})"
             ) from None
 
+    def restore(self) -> list[str]:
+        """Latch every group whose flag metadata says it is rolled back (at attach: a restart or a new
+        replica); returns those groups. Only the flagd file store keeps this; the memory store cannot."""
+        if not isinstance(self._store, FlagdFileStore):
+            return []
+        flags = self._store.read()["flags"]
+        restored = []
+        for group, runtime in self._runtimes.items():
+            flag = flags.get(runtime.config.flag_key)
+            record = restored_record(
+                group, flag.get("metadata") if isinstance(flag, dict) else None, self._clock()
+            )
+            if record is None or runtime.rolled_back:
+                continue
+            record.flag_store = self._store.describe()
+            with self._lock:
+                runtime.rolled_back = True
+                runtime.last_rollback = record
+                runtime.flag_written.set()
+            restored.append(group)
+            logger.warning(
+                "canary rollout %r is rolled back since %s (%s: %s), as recorded in %s: it stays on "
+                "stable until re-armed",
+                group,
+                record.decided_at,
+                record.kind,
+                scrub(record.reason),
+                self._store.describe(),
+            )
+        return restored
+
+    def refuse_if_rolled_back(self, model_group: str, action: str) -> RolloutRuntime:
+        """The group's runtime; raises :class:`RolledBackError` while it is rolled back, here or (for
+        the flagd file store) as recorded in the file by another replica or the command line, in
+        which case this process latches too."""
+        runtime = self.runtime(model_group)
+        if not runtime.rolled_back and isinstance(self._store, FlagdFileStore):
+            with contextlib.suppress(OSError, ValueError):  # unreadable: the write that follows says so
+                self.restore()
+        if runtime.rolled_back:
+            last = runtime.last_rollback
+            since = f" since {last.decided_at} ({last.kind}: {scrub(last.reason)[:200]})" if last else ""
+            raise RolledBackError(
+                f"cannot {action} {model_group!r}: it is rolled back{since}; re-arm it first "
+                "(Canary.rearm, POST /canary/rearm or litellm-canary rearm)"
+            )
+        return runtime
+
     def on_rollback(self, listener: Callable[[RollbackRecord], None]) -> None:
         self._listeners.append(listener)
 
@@ -175,6 +285,7 @@ class RollbackController:
             reason=reason,
             cause=cause,
             decided_at=_iso(decided_wall),
+            decided_wall=decided_wall,
             decided_mono=decided,
             latched_mono=latched,
             in_flight_at_flip={
@@ -196,6 +307,18 @@ class RollbackController:
         """Release the latch; returns False when the group was not rolled back. ``origin``: as for
         :meth:`rollback`, the replica a broadcast re-arm came from."""
         runtime = self.runtime(model_group)
+        if not runtime.rolled_back:
+            return False
+        if origin is None and isinstance(self._store, FlagdFileStore):
+            # Clear the persisted mark first: a re-arm that cannot be recorded is not done (a restart
+            # would otherwise come back rolled back while this process serves the canary).
+            try:
+                self._store.update_metadata(runtime.config.flag_key, {ROLLED_BACK_AT: None})
+            except Exception as error:
+                raise RuntimeError(
+                    f"re-arm of {model_group!r} not done: cannot clear the rollback mark in "
+                    f"{self._store.describe()}: {type(error).__name__}: {error}"
+                ) from error
         with self._lock:
             if not runtime.rolled_back:
                 return False
@@ -240,7 +363,10 @@ class RollbackController:
         assert self._store is not None
         runtime.flag_write_attempts += 1
         try:
-            self._store.set_side(runtime.config.flag_key, Side.STABLE)
+            if isinstance(self._store, FlagdFileStore):  # the flag and the rollback mark, in one write
+                self._store.set_side(runtime.config.flag_key, Side.STABLE, metadata=record.persisted())
+            else:
+                self._store.set_side(runtime.config.flag_key, Side.STABLE)
         except Exception as error:  # any store failure: keep the latch, retry, make it visible
             record.flag_error = runtime.flag_write_error = f"{type(error).__name__}: {error}"
             logger.error(

@@ -553,8 +553,15 @@ class FlagdFileStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def set_side(self, flag_key: str, side: Side) -> None:
-        self.write_flag(flag_key, flag_definition(variant=side))
+    def set_side(
+        self,
+        flag_key: str,
+        side: Side,
+        *,
+        metadata: Mapping[str, float | int | str | bool | None] | None = None,
+    ) -> None:
+        """Serve ``side``; ``metadata`` changes (None removes a key) go into the same atomic write."""
+        self.write_flag(flag_key, flag_definition(variant=side), metadata=metadata)
 
     def set_canary_percent(self, flag_key: str, percent: float) -> None:
         self.write_flag(flag_key, flag_definition(canary_percent=percent))
@@ -573,7 +580,13 @@ class FlagdFileStore:
         document.setdefault("flags", {})
         return document
 
-    def write_flag(self, flag_key: str, definition: Mapping[str, Any]) -> None:
+    def write_flag(
+        self,
+        flag_key: str,
+        definition: Mapping[str, Any],
+        *,
+        metadata: Mapping[str, float | int | str | bool | None] | None = None,
+    ) -> None:
         from filelock import FileLock
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -584,6 +597,9 @@ class FlagdFileStore:
             old_metadata = (document["flags"].get(flag_key) or {}).get("metadata")
             if "metadata" not in new and old_metadata:
                 new["metadata"] = old_metadata
+            if metadata:
+                merged = {**(new.get("metadata") or {}), **metadata}
+                new["metadata"] = {key: value for key, value in merged.items() if value is not None}
             document["flags"][flag_key] = new
             self._replace(json.dumps(document, indent=2, sort_keys=True) + "\n")
 

@@ -72,8 +72,11 @@ class Lifecycle:
 
     def status(self, model_group: str) -> dict[str, Any]:
         runtime = self._canary.runtimes[model_group]
+        window = self.windows.view(model_group, rolled_back=runtime.rolled_back)
+        if window is not None and self._shared_windows and runtime.rolled_back:
+            window["rolled_back_mark_pending"] = runtime.flag_write_pending
         return {
-            "window": self.windows.view(model_group, rolled_back=runtime.rolled_back),
+            "window": window,
             "keep_warm": self.keep_warm.status(model_group),
             "feedback": self.feedback.status(model_group),
         }
@@ -87,7 +90,10 @@ class Lifecycle:
                 record.model_group,
                 record.stable_unhealthy_at_rollback,
             )
-        if record.origin is not None and self._shared_windows:
+        if self._shared_windows:
+            # The controller writes the rolled-back mark into the flag's metadata in the same file write
+            # as the flag, retried with it (status: flag_store.write_pending); a broadcast rollback is
+            # written by the replica where it was decided.
             return
         try:
             self.windows.rolled_back(record.model_group)

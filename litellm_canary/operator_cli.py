@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from litellm_canary.config import CanaryConfig, ConfigError, Rollout, load_config_file
+from litellm_canary.controller import ROLLED_BACK_AT
 from litellm_canary.decision import Side
 from litellm_canary.flags import FlagdFileStore
 from litellm_canary.window import FlagMetadataWindowStore, WindowState
@@ -250,6 +251,19 @@ def _flag_file(config: CanaryConfig, config_path: str) -> FlagdFileStore | None:
     return FlagdFileStore(store.path)
 
 
+def _rollback_mark(reason: str) -> dict[str, float | str]:
+    from litellm_canary.controller import LAST_ROLLBACK_AT, LAST_ROLLBACK_KIND, LAST_ROLLBACK_REASON
+    from litellm_canary.redact import scrub
+
+    now = time.time()
+    return {
+        ROLLED_BACK_AT: now,
+        LAST_ROLLBACK_AT: now,
+        LAST_ROLLBACK_KIND: "manual",
+        LAST_ROLLBACK_REASON: scrub(reason),
+    }
+
+
 def _via_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.token_file:
         raise OperatorError("--token-file works with --url only")
@@ -278,7 +292,9 @@ def _via_config(args: argparse.Namespace) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             if args.command == "rollback":
-                store.set_side(rollout.flag_key, Side.STABLE)
+                # The flag and the rolled-back mark in one write: every replica attaching later (a
+                # restart) comes up rolled back and refuses canary traffic until re-armed.
+                store.set_side(rollout.flag_key, Side.STABLE, metadata=_rollback_mark(reason))
             else:
                 assert percent is not None
                 store.set_canary_percent(rollout.flag_key, percent)
@@ -326,6 +342,11 @@ def _via_config(args: argparse.Namespace) -> dict[str, Any]:
     elif args.command == "rollback":
         lines.append("no broadcast configured: replicas follow when they next poll the flag file")
     if args.command == "rearm" and percent is None and store is not None:
+        try:  # the re-arm is recorded with the flag (the canary window's rolled-back mark goes)
+            if rollout.flag_key in store.read()["flags"]:
+                store.update_metadata(rollout.flag_key, {ROLLED_BACK_AT: None})
+        except Exception as error:
+            raise OperatorError(f"cannot write flag file {store.path}: {error}", 1) from None
         lines.append(
             f"the flag {rollout.flag_key!r} is unchanged (pass --canary-percent P to serve the canary)"
         )

@@ -37,6 +37,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,13 @@ from litellm.integrations.custom_logger import CustomLogger
 from litellm.litellm_core_utils.core_helpers import get_metadata_variable_name_from_kwargs
 
 from litellm_canary.canary import Canary
-from litellm_canary.config import CanaryConfig, ConfigError, load_config_file
+from litellm_canary.config import (
+    CanaryConfig,
+    ConfigError,
+    checkable_model_list,
+    load_config_file,
+    validate_against_model_list,
+)
 from litellm_canary.decision import Side
 from litellm_canary.router_hook import FORCED_SIDE_KEY, STAMP_KEY, CanaryCallbacks
 
@@ -57,6 +64,9 @@ CONFIG_ENV = "LITELLM_CANARY_CONFIG"
 """A canary config file (YAML/JSON) to use instead of the ``litellm_canary`` key of the proxy config."""
 
 _OUR_KEYS = (STAMP_KEY, FORCED_SIDE_KEY)
+ATTACH_RETRY_S = 10.0
+"""After a failed attach (a config the Router cannot satisfy), how long requests pass through
+untouched before attaching is tried again (models added from the database may fix it)."""
 
 
 class SideOverrideRefused(Exception):
@@ -176,6 +186,23 @@ class ProxyCanary(CustomLogger):
         self._endpoints: Any = None  # the Starlette app serving the current canary
         self._lock = threading.Lock()
         self.attach_error: str | None = None
+        self._failed_router: Any = None
+        self._failed_at = 0.0
+        # Metrics that exist even when no canary could be attached (its own registry).
+        from prometheus_client import CollectorRegistry, Counter, Gauge
+
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._config_error = Gauge(
+            "litellm_canary_config_error",
+            "1 while the canary config cannot be applied to the proxy's Router (requests routed as "
+            "without the canary; see /litellm-canary/canary/status and the log)",
+            registry=self.registry,
+        )
+        self._bypassed = Counter(
+            "litellm_canary_config_error_requests",
+            "Requests routed as without the canary because its config could not be applied",
+            registry=self.registry,
+        )
 
     # -- configuration and attachment ------------------------------------------------------------
 
@@ -197,7 +224,20 @@ class ProxyCanary(CustomLogger):
                     f"{path}: no 'litellm_canary' key "
                     f"(put the canary config there or name a file in ${CONFIG_ENV})"
                 )
-        self._config = load_config_file(path)
+        config = load_config_file(path)
+        proxy_file = getattr(_proxy_server(), "user_config_file_path", None) or os.environ.get(
+            "CONFIG_FILE_PATH"
+        )
+        if proxy_file:
+            # The model list is in the proxy's own file: a rollout naming a group (or deployment id)
+            # that is not there can never attach, so say so now, before the proxy serves anything.
+            model_list = checkable_model_list(_read_yaml(Path(proxy_file)))
+            if model_list is not None:
+                try:
+                    validate_against_model_list(config, model_list)
+                except ConfigError as error:
+                    raise ConfigError(f"{proxy_file}: {error}") from None
+        self._config = config
         self._config_source = str(path)
         return self._config
 
@@ -214,6 +254,12 @@ class ProxyCanary(CustomLogger):
         with self._lock:
             if self.current is not None and router is self._router:
                 return self.current
+            if (
+                self.attach_error is not None
+                and router is self._failed_router
+                and time.monotonic() - self._failed_at < ATTACH_RETRY_S
+            ):
+                raise ConfigError(self.attach_error)
             config = self.load_config()
             if self.current is not None:
                 logger.warning("the proxy replaced its Router; re-attaching the canary")
@@ -222,12 +268,25 @@ class ProxyCanary(CustomLogger):
             try:
                 attached = Canary(router, config)
             except ConfigError as error:
+                first = self.attach_error != str(error)
                 self.attach_error = str(error)
+                self._failed_router, self._failed_at = router, time.monotonic()
+                self._config_error.set(1)
+                if first:
+                    logger.error(
+                        "litellm-canary is NOT attached: %s; requests are routed by LiteLLM as without "
+                        "the canary (retrying every %g s)",
+                        error,
+                        ATTACH_RETRY_S,
+                    )
                 raise
-            self._endpoints = _endpoints_app(attached)
+            self._endpoints = _endpoints_app(attached, self.registry)
             self._router = router
             self.current = attached
+            if self.attach_error is not None:
+                logger.warning("litellm-canary attached after a config error: %s", self.attach_error)
             self.attach_error = None
+            self._config_error.set(0)
             logger.info("litellm-canary attached to the proxy Router (config: %s)", self._config_source)
             return attached
 
@@ -236,7 +295,13 @@ class ProxyCanary(CustomLogger):
     async def async_pre_call_hook(
         self, user_api_key_dict: Any, cache: Any, data: dict[str, Any], call_type: Any
     ) -> dict[str, Any]:
-        attached = self.ensure_attached()
+        try:
+            attached = self.ensure_attached()
+        except ConfigError:
+            # Models from the database, or a Router that changed: a canary config error never fails
+            # a request. It is shown by the status route, the log and litellm_canary_config_error.
+            self._bypassed.inc()
+            return data
         if attached is None:
             return data
         try:
@@ -291,9 +356,15 @@ class ProxyCanary(CustomLogger):
         else:
             message = "the proxy has no Router yet"
         if attached is None or self._endpoints is None:
-            from starlette.responses import JSONResponse
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+            from starlette.responses import JSONResponse, Response
 
-            await JSONResponse({"error": message}, status_code=503)(scope, receive, send)
+            if str(scope.get("path", "")).rstrip("/").endswith("/metrics"):
+                response: Any = Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+            else:
+                body = {"error": message, "state": "config_error" if self.attach_error else "starting"}
+                response = JSONResponse(body, status_code=503)
+            await response(scope, receive, send)
             return
         await self._endpoints(scope, receive, send)
 
@@ -308,7 +379,7 @@ def _read_yaml(path: Path) -> Mapping[str, Any]:
     return document if isinstance(document, Mapping) else {}
 
 
-def _endpoints_app(attached: Canary) -> Any:
+def _endpoints_app(attached: Canary, proxy_registry: Any = None) -> Any:
     """Metrics at ``/metrics`` and the authenticated admin/webhook app at every other path."""
     from prometheus_client import CONTENT_TYPE_LATEST
     from starlette.applications import Starlette
@@ -323,7 +394,12 @@ def _endpoints_app(attached: Canary) -> Any:
     metrics = CanaryMetrics(attached)
 
     async def scrape(request: Request) -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+        from prometheus_client import generate_latest
+
+        body = metrics.exposition()
+        if proxy_registry is not None:
+            body += generate_latest(proxy_registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     if attached.config.proxy.metrics_auth:
         admin.add_route("/metrics", scrape, methods=["GET"])

@@ -2,8 +2,9 @@
 
 This module owns the HTTP boundary and nothing else: bearer-token authentication, the request body
 limit, validation of what comes in (every error names the field), the idempotency of webhook
-deliveries, and the JSON error contract. Every change of state goes through ``Canary.rollback`` or
-``Canary.rearm``. Starlette (the ``server`` extra) is imported here and nowhere else.
+deliveries, and the JSON error contract. Every change of state goes through ``Canary.rollback``,
+``Canary.rearm``, ``Canary.set_canary_percent`` or ``Canary.promote``. Starlette (the ``server``
+extra) is imported here and nowhere else.
 
 Routes (every one needs ``Authorization: Bearer <token>``)::
 
@@ -12,10 +13,12 @@ Routes (every one needs ``Authorization: Bearer <token>``)::
     POST /canary/rollback  {"model_group", "reason"}                  -> the rollback record
     POST /canary/rearm     {"model_group"}                            -> {"model_group", "rearmed"}
     POST /canary/feedback  {"response_id", "score": 0..1}             -> side and deployment credited
+    POST /canary/percent   {"model_group", "percent": 0..100}         -> set_canary_percent (409 rolled back)
+    POST /canary/promote   {"model_group", "force": false}            -> promote (409 refused)
 
 Errors are JSON ``{"error": "..."}``: 400 malformed JSON or a wrong schema, 401 no or wrong token,
-404 unknown model group, response id or route, 405 wrong method, 413 body too large. No error
-changes anything.
+404 unknown model group, response id or route, 405 wrong method, 409 refused while the group is
+rolled back (re-arm first) or its window is open, 413 body too large. No error changes anything.
 
 A firing alert with the label ``action="rollback"`` rolls back the group named by its
 ``model_group`` label. Alertmanager delivers at least once and repeats notifications, so one firing
@@ -45,7 +48,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from litellm_canary.controller import RollbackKind, UnknownModelGroup
+from litellm_canary.controller import RollbackKind, RolledBackError, UnknownModelGroup
 from litellm_canary.feedback import UnknownResponse
 
 if TYPE_CHECKING:
@@ -106,6 +109,14 @@ class _FeedbackBody(BaseModel):
 
     response_id: str = Field(min_length=1, max_length=512)
     score: float = Field(ge=0, le=1, allow_inf_nan=False)
+
+
+class _PercentBody(_RearmBody):
+    percent: float = Field(ge=0, le=100, allow_inf_nan=False)
+
+
+class _PromoteBody(_RearmBody):
+    force: bool = False
 
 
 class _RollbackBody(_RearmBody):
@@ -206,6 +217,27 @@ def create_app(
             raise HTTPException(404, f"model_group: {error}") from None
         return _JSON({"model_group": body.model_group, "rearmed": rearmed})
 
+    async def percent(request: Request) -> Response:
+        body = _validate(_PercentBody, await _read_json(request, max_body_bytes))
+        try:
+            canary.set_canary_percent(body.model_group, body.percent)
+        except UnknownModelGroup as error:
+            raise HTTPException(404, f"model_group: {error}") from None
+        except RolledBackError as error:
+            raise HTTPException(409, str(error)) from None
+        return _JSON({"model_group": body.model_group, "canary_percent": body.percent})
+
+    async def promote(request: Request) -> Response:
+        from litellm_canary.window import PromoteRefused
+
+        body = _validate(_PromoteBody, await _read_json(request, max_body_bytes))
+        try:
+            return _JSON(canary.promote(body.model_group, force=body.force))
+        except UnknownModelGroup as error:
+            raise HTTPException(404, f"model_group: {error}") from None
+        except PromoteRefused as error:
+            raise HTTPException(409, str(error)) from None
+
     async def feedback(request: Request) -> Response:
         body = _validate(_FeedbackBody, await _read_json(request, max_body_bytes))
         try:
@@ -220,6 +252,8 @@ def create_app(
             Route("/canary/rollback", rollback, methods=["POST"]),
             Route("/canary/rearm", rearm, methods=["POST"]),
             Route("/canary/feedback", feedback, methods=["POST"]),
+            Route("/canary/percent", percent, methods=["POST"]),
+            Route("/canary/promote", promote, methods=["POST"]),
         ],
         middleware=[Middleware(_BearerAuth, token=token)],
         exception_handlers={HTTPException: _on_http_error, Exception: _on_crash},

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from litellm_canary.config import CanaryConfig, ConfigError, Rollout
+from litellm_canary.controller import ROLLED_BACK_AT
 from litellm_canary.decision import Side
 from litellm_canary.flags import FlagdFileStore, FlagStore, MemoryFlagStore
 
@@ -46,7 +47,7 @@ __all__ = [
 _STARTED = "litellm_canary.window_started_at"
 _LENGTH = "litellm_canary.window_h"
 _PROMOTED = "litellm_canary.promoted_at"
-_ROLLED_BACK = "litellm_canary.rolled_back_at"
+_ROLLED_BACK = ROLLED_BACK_AT  # written by the controller with the flag, in the same file write
 
 
 class PromoteRefused(Exception):
@@ -239,8 +240,10 @@ class CanaryWindows:
             elif state.window_h != rollout.window_h:
                 state = replace(state, window_h=rollout.window_h)  # the configured length rules
             else:
+                self._known[rollout.model_group] = state
                 continue
             store.save(rollout.flag_key, state)
+            self._known[rollout.model_group] = state
 
     def state(self, model_group: str) -> WindowState | None:
         """The persisted state; while the store cannot be read, the last one read (never raises)."""

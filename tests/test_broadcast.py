@@ -102,7 +102,8 @@ def replicas(server: RedisServer) -> Iterator[list[Replica]]:
 def _replica(made: list[Replica], name: str, url: str, **broadcast: Any) -> Replica:
     replica = Replica(name, url, **broadcast)
     made.append(replica)
-    replica.canary.set_side("chat", "canary")
+    if not replica.latched():  # a replica that comes up rolled back refuses the canary until re-armed
+        replica.canary.set_side("chat", "canary")
     return replica
 
 

@@ -79,8 +79,11 @@ async def test_rollback_is_idempotent_and_only_rearm_releases_the_latch() -> Non
     first = canary.rollback("chat", reason="first")
     again = canary.rollback("chat", reason="second")
     assert again["repeated"] and again["reason"] == "first" and again["decided_at"] == first["decided_at"]
-    canary.set_side("chat", "canary")  # the flag says canary again, the latch holds
-    assert await _answers(router, 10) == {"stable": 10}
+    with pytest.raises(litellm_canary.RolledBackError, match="re-arm it first"):
+        canary.set_side("chat", "canary")  # refused through the canary while rolled back
+    assert canary.store is not None
+    canary.store.set_side("chat-canary", Side.CANARY)  # the flag says canary again (another writer)
+    assert await _answers(router, 10) == {"stable": 10}  # the latch holds
     assert canary.rearm("chat") is True
     assert canary.rearm("chat") is False
     assert await _answers(router, 10) == {"canary": 10}
