@@ -311,7 +311,7 @@ async def test_a_real_rollback_writes_one_incident_and_complete_records_the_drai
         canary.rollback("chat", reason="bad answers, key sk-abcdef0123456789", cause={"via": "http"})
         canary.rollback("chat", reason="again")  # a repeat: no second incident
         incident_id = recorder.incident_id("chat")
-        assert incident_id is not None and recorder.errors == []
+        assert incident_id is not None and recorder.write_errors == {}
         assert _files(tmp_path) == [f"{incident_id}.json", f"{incident_id}.md"]
         written = IncidentStore(tmp_path).get(incident_id)
         assert written.kind == "manual" and written.trigger.reason == "bad answers, key [REDACTED]"
