@@ -14,7 +14,9 @@ This module owns the incident file format and everything that reads or writes it
 Safety: incidents are built only from whitelisted fields of a :class:`RollbackRecord` — never from a
 request — and every string taken from ``cause`` or ``reason`` is scrubbed of anything that looks like
 a secret (``sk-…`` keys, ``Bearer …`` tokens, ``key=…`` pairs, long hex/base64 tokens). Keys that
-name secrets, prompts or headers are dropped outright.
+name secrets, prompts or headers are dropped outright. Every stored text is cleaned (lone surrogates,
+control characters) and capped (:func:`litellm_canary.redact.clean_text`; annotations at
+:data:`MAX_NOTE` characters).
 
 It imports no LiteLLM: the command line can list and show incidents without loading the Router.
 """
@@ -43,7 +45,7 @@ from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 
 from litellm_canary.decision import Decision, Reason, Side
-from litellm_canary.redact import scrub
+from litellm_canary.redact import clean_text, scrub
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary
@@ -84,6 +86,7 @@ _SENSITIVE_KEY_RE = re.compile(
     r"prompt|message|content|^key$|_key$)"
 )
 _MAX_LIST = 50
+MAX_NOTE = 10_000  # characters of each human section (actual cause, what would change)
 
 
 def _safe_value(value: Any, depth: int = 0) -> Any:
@@ -226,7 +229,10 @@ def new_incident_id(decided_at: str) -> str:
 
 def _event(name: str, decided_wall: float, offset_s: float, detail: str | None = None) -> TimelineEvent:
     return TimelineEvent(
-        event=name, at=_iso(decided_wall + offset_s), offset_ms=round(offset_s * 1e3, 3), detail=detail
+        event=name,
+        at=_iso(decided_wall + offset_s),
+        offset_ms=round(offset_s * 1e3, 3),
+        detail=None if detail is None else clean_text(detail),
     )
 
 
@@ -472,7 +478,9 @@ class IncidentStore:
             incident = self._with_picture(incident, series)
         data = json.dumps(incident.model_dump(mode="json"), indent=2, sort_keys=True, allow_nan=False)
         atomic_write(self._path(incident.id, ".json"), data.encode() + b"\n")
-        atomic_write(self._path(incident.id, ".md"), render_markdown(incident).encode())
+        # Every text was cleaned on its way in; "replace" is the last guard (a report is never lost
+        # for one character that cannot be encoded).
+        atomic_write(self._path(incident.id, ".md"), render_markdown(incident).encode(errors="replace"))
         return incident
 
     def _with_picture(self, incident: Incident, series: TimelineSeries) -> Incident:
@@ -549,8 +557,8 @@ class IncidentStore:
         """Fill in the two human sections (both files are rewritten)."""
         return self.update(
             incident_id,
-            actual_cause=cause.strip(),
-            what_would_change=change.strip(),
+            actual_cause=clean_text(cause.strip(), MAX_NOTE),
+            what_would_change=clean_text(change.strip(), MAX_NOTE),
             annotated_at=_iso(time.time()),
         )
 

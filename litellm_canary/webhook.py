@@ -14,8 +14,9 @@ Routes (every one needs ``Authorization: Bearer <token>``)::
     POST /canary/feedback  {"response_id", "score": 0..1}             -> side and deployment credited
 
 Errors are JSON ``{"error": "..."}``: 400 malformed JSON or a wrong schema, 401 no or wrong token,
-404 unknown model group, response id or route, 405 wrong method, 413 body too large. No error
-changes anything.
+404 unknown model group, response id or route, 405 wrong method, 413 body too large, 415 a
+``Content-Type`` that is not JSON (``application/json`` or ``application/*+json``; a body without
+one is read as JSON). No error changes anything.
 
 A firing alert with the label ``action="rollback"`` rolls back the group named by its
 ``model_group`` label. Alertmanager delivers at least once and repeats notifications, so one firing
@@ -47,6 +48,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from litellm_canary.controller import RollbackKind, UnknownModelGroup
 from litellm_canary.feedback import UnknownResponse
+from litellm_canary.redact import clean_text
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary
@@ -249,8 +251,17 @@ class _BearerAuth:
         return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._token)
 
 
+_JSON_TYPE = re.compile(r"application/(?:[\w.+-]+\+)?json", re.IGNORECASE)
+
+
 async def _read_json(request: Request, limit: int) -> Any:
-    """The body parsed as JSON; 413 as soon as it is known to exceed ``limit`` bytes."""
+    """The body parsed as JSON; 415 for a content type that is not JSON (none at all is taken as
+    JSON), 413 as soon as it is known to exceed ``limit`` bytes."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not _JSON_TYPE.fullmatch(content_type.split(";", 1)[0].strip()):
+        raise HTTPException(
+            415, f"Content-Type must be application/json, got {clean_text(content_type, 80)!r}"
+        )
     too_large = HTTPException(413, f"request body is larger than {limit} bytes")
     length = request.headers.get("content-length")
     if length is not None:
