@@ -655,6 +655,7 @@ class IncidentRecorder:
         self._after_flip: dict[str, list[int]] = {}  # group -> [canary, draining] decisions since the flip
         self._unwritten: dict[str, _Unwritten] = {}  # incident id -> what waits (oldest first)
         self._lock = threading.RLock()
+        self._all_written = threading.Condition(self._lock)  # notified when nothing waits any more
         self.write_errors: collections.Counter[str] = collections.Counter()  # per model group
         self.dropped: collections.Counter[str] = collections.Counter()  # per model group
         self.last_write_error: dict[str, str] = {}
@@ -819,8 +820,14 @@ class IncidentRecorder:
             logger.warning("incident %s written after %d failed attempt(s)", incident_id, waiting.attempts)
         with self._lock:
             if not self._unwritten:
+                self._all_written.notify_all()
                 return None
             return max(min(u.due for u in self._unwritten.values()) - self._clock(), 0.0)
+
+    def wait_written(self, timeout: float | None = None) -> bool:
+        """Block until no incident waits to be written (False on timeout)."""
+        with self._lock:
+            return self._all_written.wait_for(lambda: not self._unwritten, timeout)
 
     # -- changes after the rollback --------------------------------------------------------------
 
