@@ -270,11 +270,16 @@ async def execute(settings: Settings) -> dict[str, Any]:
             # the drain: the last follow-up settled (a re-arm cancels it), no canary attempt left
             canary.rearm(GROUP)
             drained = await canary.drained(GROUP, timeout=30.0)
-            last_followup: dict[str, Any] | None = None
-            with contextlib.suppress(KeyError):
+            last_verdict = None  # None: no rollback at all
+            try:
                 last_followup = await asyncio.wait_for(
                     asyncio.wrap_future(canary.followup.result(GROUP)), 30.0
                 )
+                last_verdict = last_followup["verification"]["verdict"]
+            except TimeoutError:
+                last_verdict = "not settled within 30 s"
+            except Exception as error:  # e.g. the follow-up could not start (counted, not fatal)
+                last_verdict = f"failed: {type(error).__name__}: {error}"[:200]
             gc.collect()
             threads_after, rss_after = threading.active_count(), rss_mb()
             logger.info("threads after the drain: %s", sorted(t.name for t in threading.enumerate()))
@@ -297,7 +302,7 @@ async def execute(settings: Settings) -> dict[str, Any]:
         "cycles_per_s": round(storm.cycles / elapsed, 1) if elapsed > 0 else None,
         "decisions": storm.decisions,
         "drained": drained,
-        "last_followup_verdict": None if last_followup is None else last_followup["verification"]["verdict"],
+        "last_followup_verdict": last_verdict,
         "incidents_written": incidents,
         "errors": dict(storm.errors.most_common(10)),
         "settings": asdict(settings),

@@ -612,7 +612,11 @@ class PostRollback:
         )
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the worker (an unfinished verification reports no verdict)."""
+        """Stop the worker: an unfinished follow-up ends ``cancelled`` (its incident says the canary
+        was detached before a verdict)."""
+        wall = datetime.fromtimestamp(self._wall_clock(), UTC).isoformat(timespec="milliseconds")
+        for group, state in list(self._state.items()):
+            self._cancel(group, state, f"the canary was detached at {wall}")
         self._closed.set()
         self.worker.stop(timeout)
 
