@@ -86,6 +86,7 @@ _SENSITIVE_KEY_RE = re.compile(
     r"prompt|message|content|^key$|_key$)"
 )
 _MAX_LIST = 50
+_MAX_KNOWN = 64  # incidents whose last version the recorder keeps (the base of a change that fails)
 MAX_NOTE = 10_000  # characters of each human section (actual cause, what would change)
 
 
@@ -651,7 +652,7 @@ class IncidentRecorder:
         self.retry_max_s = retry_max_s
         self._max_unwritten = max_unwritten
         self._open: dict[str, tuple[str, RollbackRecord]] = {}
-        self._known: dict[str, Incident] = {}  # the open incident of each group, as last written
+        self._known: dict[str, Incident] = {}  # the latest incidents, as last written (oldest first)
         self._after_flip: dict[str, list[int]] = {}  # group -> [canary, draining] decisions since the flip
         self._unwritten: dict[str, _Unwritten] = {}  # incident id -> what waits (oldest first)
         self._lock = threading.RLock()
@@ -699,11 +700,10 @@ class IncidentRecorder:
         self._after_flip[record.model_group] = [0, 0]
         incident = incident_from_record(record)
         with self._lock:
-            previous = self._open.get(record.model_group)
-            if previous is not None:
-                self._known.pop(previous[0], None)
             self._open[record.model_group] = (incident.id, record)
             self._known[incident.id] = incident
+            while len(self._known) > _MAX_KNOWN:  # a late change to an older one still has its base
+                del self._known[next(iter(self._known))]
         try:
             self._known[incident.id] = self.store.write(incident)
         except Exception as error:
