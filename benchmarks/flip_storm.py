@@ -76,6 +76,7 @@ class Settings:
     verify_within_s: float
     incidents: bool
     warm_s: float  # the same load without flips before the baseline is read
+    upstreams: str  # "process": a child process serves them; "thread": threads of this process
     seed: int
 
 
@@ -96,6 +97,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
     parser.add_argument(
         "--warm-s", type=float, help="load without flips before the baseline is read (default 5)"
     )
+    parser.add_argument(
+        "--upstreams",
+        choices=("process", "thread"),
+        default="process",
+        help="serve the fake upstreams from a child process (default) or from threads of this process",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--log-level", default="ERROR", help="stderr log level (default ERROR)")
     args = parser.parse_args(argv)
@@ -110,6 +117,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
         verify_within_s=args.verify_within_s,
         incidents=args.incidents,
         warm_s=args.warm_s if args.warm_s is not None else (1.0 if args.quick else 5.0),
+        upstreams=args.upstreams,
         seed=args.seed,
     )
     if settings.clients < 1 or settings.seconds <= 0 or (settings.cycles is not None and settings.cycles < 1):
@@ -235,7 +243,7 @@ async def execute(settings: Settings) -> dict[str, Any]:
         flip_jitter_ms=0.0,
         drain_timeout_s=30.0,
         step_timeout_s=30.0,
-        upstreams="process",
+        upstreams=settings.upstreams,
         seed=settings.seed,
     )
     storm = Storm()

@@ -657,6 +657,7 @@ class IncidentRecorder:
         self._unwritten: dict[str, _Unwritten] = {}  # incident id -> what waits (oldest first)
         self._lock = threading.RLock()
         self._all_written = threading.Condition(self._lock)  # notified when nothing waits any more
+        self._flush_lock = threading.Lock()
         self.write_errors: collections.Counter[str] = collections.Counter()  # per model group
         self.dropped: collections.Counter[str] = collections.Counter()  # per model group
         self.last_write_error: dict[str, str] = {}
@@ -785,44 +786,52 @@ class IncidentRecorder:
 
     def retry_unwritten(self) -> float | None:
         """Write every waiting incident that is due; seconds until the next is due (``None``: none wait)."""
-        now = self._clock()
-        with self._lock:
-            due = [(key, u) for key, u in self._unwritten.items() if u.due <= now]
-        for incident_id, waiting in due:
-            try:
-                json_there = waiting.on_disk and self.store._path(incident_id, ".json").is_file()
-                if json_there:
-                    changes = list(waiting.changes)
-
-                    def merged(
-                        incident: Incident, changes: list[Callable[[Incident], Incident]] = changes
-                    ) -> Incident:
-                        for change in changes:
-                            incident = change(incident)
-                        return incident
-
-                    written = self.store.update(incident_id, change=merged, series=waiting.series)
-                else:
-                    written = self.store.write(waiting.incident, series=waiting.series)
-            except Exception as error:
-                with self._lock:
-                    waiting.attempts += 1
-                    waiting.error = f"{type(error).__name__}: {error}"
-                    self.last_write_error[waiting.model_group] = waiting.error
-                    backoff = self.retry_initial_s * 2 ** (waiting.attempts - 1)
-                    waiting.due = self._clock() + min(backoff, self.retry_max_s)
-                continue
+        with self._flush_lock:  # one flush at a time (the worker's retries, a change arriving)
+            now = self._clock()
             with self._lock:
-                if self._unwritten.get(incident_id) is waiting:
-                    del self._unwritten[incident_id]
-                if incident_id in self._known:
-                    self._known[incident_id] = written
-            logger.warning("incident %s written after %d failed attempt(s)", incident_id, waiting.attempts)
+                due = [(key, u) for key, u in self._unwritten.items() if u.due <= now]
+            for incident_id, waiting in due:
+                self._flush(incident_id, waiting)
         with self._lock:
             if not self._unwritten:
                 self._all_written.notify_all()
                 return None
             return max(min(u.due for u in self._unwritten.values()) - self._clock(), 0.0)
+
+    def _flush(self, incident_id: str, waiting: _Unwritten) -> None:
+        with self._lock:  # a snapshot: changes may keep arriving while the files are written
+            changes, incident, series = list(waiting.changes), waiting.incident, waiting.series
+            on_disk = waiting.on_disk
+        try:
+            if on_disk and self.store._path(incident_id, ".json").is_file():
+
+                def merged(current: Incident) -> Incident:
+                    for change in changes:
+                        current = change(current)
+                    return current
+
+                written = self.store.update(incident_id, change=merged, series=series)
+            else:
+                written = self.store.write(incident, series=series)
+        except Exception as error:
+            with self._lock:
+                waiting.attempts += 1
+                waiting.error = f"{type(error).__name__}: {error}"
+                self.last_write_error[waiting.model_group] = waiting.error
+                backoff = self.retry_initial_s * 2 ** (waiting.attempts - 1)
+                waiting.due = self._clock() + min(backoff, self.retry_max_s)
+            return
+        with self._lock:
+            if incident_id in self._known:
+                self._known[incident_id] = written
+            if len(waiting.changes) > len(changes) or waiting.series is not series:
+                # changed meanwhile: the rest is merged into what is now on disk, at once
+                waiting.changes = waiting.changes[len(changes) :]
+                waiting.on_disk, waiting.due = True, self._clock()
+                return
+            if self._unwritten.get(incident_id) is waiting:
+                del self._unwritten[incident_id]
+        logger.warning("incident %s written after %d failed attempt(s)", incident_id, waiting.attempts)
 
     def wait_written(self, timeout: float | None = None) -> bool:
         """Block until no incident waits to be written (False on timeout)."""
