@@ -14,10 +14,11 @@ of requests that started after a ``rollback()`` returned and were decided before
 latch makes it 0). Every client stream that raises is
 ``failed`` (the error texts are tallied in ``errors``).
 
-Threads (``threading.active_count()``) and RSS (``VmRSS``) are read after ``--warm-s`` seconds of the
-same load without flips (``*_before``: LiteLLM's own thread pools have grown to the load by then),
-and again after the drain: the clients stopped, the last re-arm done, the canary drained and the
-last follow-up settled (``*_after_drain``).
+Threads (``threading.active_count()``), RSS (``VmRSS``) and open file descriptors are read after
+``--warm-s`` seconds of the same load without flips (``*_before``: LiteLLM's own thread pools have
+grown to the load by then), and again after the drain: the clients stopped, the last re-arm done,
+the canary drained and the last follow-up settled (``*_after_drain``). ``fds_max_during`` is the
+most descriptors seen at the end of a cycle.
 
 Targets: ``failed == 0``, ``canary_after_rollback_returned == 0``, threads within +10 and RSS within
 +50 MB of the start after the drain, ``cycles >= 1000`` (in the default 45 s).
@@ -144,6 +145,7 @@ class Storm:
     rolled_back: list[tuple[float, float]] = field(default_factory=list)
     # (request started, decided) of every canary decision, perf_counter()
     canary_decisions: list[tuple[float, float]] = field(default_factory=list)
+    fds_max: int = 0  # open file descriptors, the most seen at a cycle's end
 
     def on_decision(self, model_group: str, decision: Decision, deployment_id: str) -> None:
         self.decisions += 1
@@ -169,6 +171,11 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def open_fds() -> int:
+    """This process's open file descriptors (each event loop holds three: epoll and a self-pipe)."""
+    return len(os.listdir("/proc/self/fd"))
 
 
 def count_incidents(directory: str | None) -> int | None:
@@ -227,6 +234,7 @@ def controller(canary: litellm_canary.Canary, storm: Storm, settings: Settings) 
         canary.rearm(GROUP)
         canary.set_side(GROUP, "canary")
         storm.cycles += 1
+        storm.fds_max = max(storm.fds_max, open_fds())
         time.sleep(rng.uniform(0, hold_s))
 
 
@@ -264,7 +272,7 @@ async def execute(settings: Settings) -> dict[str, Any]:
                 # executor, AnyIO workers) grow with concurrency; the baseline includes them.
                 await asyncio.sleep(settings.warm_s)
                 gc.collect()
-                threads_before, rss_before = threading.active_count(), rss_mb()
+                threads_before, rss_before, fds_before = threading.active_count(), rss_mb(), open_fds()
                 logger.info("threads before: %s", sorted(t.name for t in threading.enumerate()))
                 warm_requests, storm.requests = storm.requests, 0
                 started = time.perf_counter()
@@ -289,7 +297,7 @@ async def execute(settings: Settings) -> dict[str, Any]:
             except Exception as error:  # e.g. the follow-up could not start (counted, not fatal)
                 last_verdict = f"failed: {type(error).__name__}: {error}"[:200]
             gc.collect()
-            threads_after, rss_after = threading.active_count(), rss_mb()
+            threads_after, rss_after, fds_after = threading.active_count(), rss_mb(), open_fds()
             logger.info("threads after the drain: %s", sorted(t.name for t in threading.enumerate()))
         finally:
             canary.detach()
@@ -306,6 +314,9 @@ async def execute(settings: Settings) -> dict[str, Any]:
         "threads_after_drain": threads_after,
         "rss_mb_before": rss_before,
         "rss_mb_after_drain": rss_after,
+        "fds_before": fds_before,
+        "fds_max_during": storm.fds_max,
+        "fds_after_drain": fds_after,
         "elapsed_s": round(elapsed, 2),
         "cycles_per_s": round(storm.cycles / elapsed, 1) if elapsed > 0 else None,
         "decisions": storm.decisions,
