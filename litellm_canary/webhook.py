@@ -76,7 +76,7 @@ class AlertmanagerAlert(BaseModel):
     starts_at: str = Field(alias="startsAt")
     ends_at: str = Field(alias="endsAt")
     generator_url: str = Field(alias="generatorURL")
-    fingerprint: str = Field(min_length=1)
+    fingerprint: str = Field(min_length=1, max_length=256)  # kept as a dedupe key: bounded
 
     @field_validator("starts_at", "ends_at")
     @classmethod

@@ -767,3 +767,13 @@ def test_the_oracle_agrees_with_the_samples() -> None:
     assert check(sample()) == {"chat"}
     assert check(sample(RESOLVED_SAMPLE)) == set()
     assert check(sample(group="nope")) is None
+
+
+async def test_an_over_long_fingerprint_is_rejected_and_changes_nothing(
+    canary: Canary, client: httpx.AsyncClient, rollbacks: list[Any]
+) -> None:
+    """A fingerprint is kept as a dedupe key (up to 10,000 of them): it must be bounded."""
+    response = await client.post("/alertmanager", json=sample(fingerprint="f" * 257))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("alerts[0].fingerprint: String should have at most 256")
+    assert _unchanged(canary, rollbacks)
