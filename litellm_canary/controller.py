@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from opentelemetry import trace
 
@@ -26,7 +26,7 @@ from litellm_canary.config import Rollout
 from litellm_canary.decision import Side
 from litellm_canary.flags import FlagdFileStore, FlagStore
 from litellm_canary.pins import InFlightAtFlip, RolloutPins
-from litellm_canary.redact import scrub, scrub_value
+from litellm_canary.redact import clean_text, clean_value, scrub, scrub_value
 
 logger = logging.getLogger("litellm_canary.controller")
 _tracer = trace.get_tracer("litellm_canary")
@@ -267,6 +267,8 @@ class RollbackController:
         """
         decided = self._clock()
         decided_wall = self._wall_clock()
+        # Kept in the record, status() and the incident: sanitised and capped (redact.clean_text).
+        reason, cause = clean_text(reason), cast("Mapping[str, Any] | None", clean_value(cause))
         if kind not in _KINDS:
             raise ValueError(f"rollback kind must be one of {_KINDS}, got {kind!r}")
         runtime = self.runtime(model_group)

@@ -5,10 +5,15 @@ This module owns the *follow-up* of every rollback (automatic, alert, manual or 
 * at the flip (on the controller's rollback event) it takes stable's pre-rollback
   :class:`~litellm_canary.verification.Baseline` and starts a
   :class:`~litellm_canary.verification.Verification`, and counts decisions still sent to the canary;
-* a background thread with its own event loop (so it works for sync SDK users, asyncio apps and the
-  gateway alike) replays the golden set against stable right after the flip, evaluates the checks
-  until a verdict, awaits the canary's drain, and completes the incident (drain, traffic facts,
-  verdict);
+* one background worker (:class:`FollowupWorker`: a single daemon thread with one event loop, shared
+  by every rollback of the canary, so it works for sync SDK users, asyncio apps and the gateway alike
+  and a flip storm costs no threads) replays the golden set against stable right after the flip,
+  evaluates the checks until a verdict, awaits the canary's drain, and completes the incident (drain,
+  traffic facts, verdict);
+* a re-arm cancels the group's pending follow-up, and a new rollback of the group supersedes it: its
+  verdict is ``cancelled`` (``status()`` and the incident say why and when); incidents the directory
+  could not take are kept and retried on the same worker with backoff
+  (:class:`~litellm_canary.incidents.IncidentRecorder`);
 * ``not_recovered`` escalates: a CRITICAL log record, the verdict listeners (the
   ``litellm_canary_verification_total`` metric) and an incident that says the rollback did not restore
   service, so the cause is probably not the canary;
@@ -22,15 +27,16 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import math
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from litellm_canary.config import ConfigError
 from litellm_canary.decision import Decision, Reason, Side
@@ -43,10 +49,12 @@ if TYPE_CHECKING:
     from litellm_canary.controller import RollbackRecord
 
 logger = logging.getLogger("litellm_canary.followup")
+_T = TypeVar("_T")
 
 __all__ = [
     "FOLLOW_UP_KEYS",
     "NOT_RESTORED_NOTE",
+    "FollowupWorker",
     "GoldenCheck",
     "PostRollback",
     "drill_status",
@@ -63,6 +71,11 @@ FOLLOW_UP_KEYS = frozenset(
         "draining_decisions_after_flip",
         "incident_id",
         "complete",
+        "incident_written",
+        "incident_write_errors",
+        "incident_write_error",
+        "incidents_unwritten",
+        "incidents_dropped",
     }
 )  # (``canary_attempts`` is the rollback record's own field, kept up to date)
 
@@ -73,6 +86,15 @@ NOT_RESTORED_NOTE = (
     "The rollback did not restore service: stable is still unhealthy after the canary was taken out of "
     "traffic, so the cause is probably not the canary."
 )
+
+
+_NO_RECORDER: dict[str, Any] = {
+    "incident_written": None,
+    "incident_write_errors": 0,
+    "incident_write_error": None,
+    "incidents_unwritten": 0,
+    "incidents_dropped": 0,
+}
 
 
 class _SeriesBuffer:
@@ -129,6 +151,71 @@ class _SeriesBuffer:
         )
 
 
+class FollowupWorker:
+    """One daemon thread running one event loop: where every follow-up of a canary runs.
+
+    Started on the first :meth:`submit`; a flip storm of any length adds one thread, not one per
+    rollback. :meth:`stop` cancels what still runs and joins the thread.
+    """
+
+    def __init__(self, name: str = "litellm-canary-followup") -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The worker thread (``None`` before the first :meth:`submit` or after :meth:`stop`)."""
+        return self._thread
+
+    def submit(self, coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T] | None:
+        """Run ``coroutine`` on the worker's loop; ``None`` (and the coroutine closed) once stopped."""
+        with self._lock:
+            if self._stopped:
+                coroutine.close()
+                return None
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                thread = threading.Thread(
+                    target=self._serve, args=(loop, ready), name=self._name, daemon=True
+                )
+                thread.start()
+                ready.wait()
+                self._loop, self._thread = loop, thread
+            return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel every task still running, stop the loop and join the thread."""
+        with self._lock:
+            self._stopped = True
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        with contextlib.suppress(RuntimeError):  # already closed
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+
+
 @dataclass
 class _Followup:
     record: RollbackRecord
@@ -138,13 +225,18 @@ class _Followup:
     drained: bool | None = None
     drained_after_ms: float | None = None
     done: concurrent.futures.Future[dict[str, Any]] = field(default_factory=concurrent.futures.Future)
+    # Set by a re-arm or a newer rollback: why the follow-up stopped without a verdict.
+    cancelled: str | None = None
+    cancel_recorded: bool = False  # the incident says it was cancelled
+    task: asyncio.Task[Any] | None = None  # the running follow-up, once started
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class PostRollback:
     """The follow-up of every rollback of ``canary`` (see the module docstring).
 
-    With ``auto`` (the default; ``attach(background=False)`` turns it off) each rollback starts a
-    daemon thread running :meth:`follow`; without it, await :meth:`follow` yourself.
+    With ``auto`` (the default; ``attach(background=False)`` turns it off) each rollback runs
+    :meth:`follow` on the shared :class:`FollowupWorker`; without it, await :meth:`follow` yourself.
     """
 
     def __init__(
@@ -170,10 +262,15 @@ class PostRollback:
         self._state: dict[str, _Followup] = {}
         self._listeners: list[Callable[[str, VerificationResult], None]] = []
         self._closed = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self.worker = FollowupWorker()
+        self._retrying = False  # a retry of unwritten incidents is scheduled on the worker
+        self._retry_lock = threading.Lock()
+        if recorder is not None:
+            recorder.on_unwritten = self._schedule_incident_retry
         canary.on_outcome(self._on_outcome)
         canary.on_decision(self._on_decision)
         canary.controller.on_rollback(self._on_rollback)
+        canary.controller.on_rearm(self._on_rearm)
 
     def _wire_golden(self) -> dict[str, GoldenCheck]:
         """A golden check per rollout with a golden set (:func:`litellm_canary.golden.replay_golden`)."""
@@ -231,19 +328,63 @@ class PostRollback:
             golden_configured=group in self._golden_checks,
         )
         incident_id = self.recorder.incident_for(record) if self.recorder is not None else None
-        self._state[group] = _Followup(record, verification, incident_id)
+        state = _Followup(record, verification, incident_id)
+        previous = self._state.get(group)
+        self._state[group] = state
+        if previous is not None:
+            self._cancel(group, previous, f"superseded by the rollback at {record.decided_at}")
         if self._auto and not self._closed.is_set():
-            thread = threading.Thread(
-                target=self._run, args=(group,), name=f"litellm-canary-followup-{group}", daemon=True
-            )
-            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
-            thread.start()
+            future = self.worker.submit(self._run(group, state))
+            if future is not None:
+                future.add_done_callback(_log_failure(group))
 
-    def _run(self, group: str) -> None:
+    def _schedule_incident_retry(self) -> None:
+        """Retry the incidents the directory did not take, on the worker, until none waits."""
+        with self._retry_lock:
+            if self._retrying or self._closed.is_set():
+                return
+            self._retrying = True
+        if self.worker.submit(self._retry_incidents()) is None:
+            with self._retry_lock:
+                self._retrying = False
+
+    async def _retry_incidents(self) -> None:
+        assert self.recorder is not None
         try:
-            asyncio.run(self.follow(group))
-        except Exception:  # the thread must never die silently; the status shows what is known
-            logger.exception("post-rollback follow-up of %r failed", group)
+            while not self._closed.is_set():
+                delay = self.recorder.retry_unwritten()
+                if delay is None:
+                    return
+                await asyncio.sleep(delay)  # the backoff itself: nothing to await but time
+        finally:
+            with self._retry_lock:
+                self._retrying = False
+            if self.recorder.retry_unwritten() is not None and not self._closed.is_set():
+                self._schedule_incident_retry()  # one became due while this loop was ending
+
+    def _on_rearm(self, model_group: str, origin: str | None) -> None:
+        state = self._state.get(model_group)
+        if state is not None:
+            wall = datetime.fromtimestamp(self._wall_clock(), UTC).isoformat(timespec="milliseconds")
+            self._cancel(model_group, state, f"re-armed at {wall}" + (f" (from {origin})" if origin else ""))
+
+    def _cancel(self, group: str, state: _Followup, why: str) -> None:
+        """Stop ``state``'s follow-up (a re-arm or a newer rollback): no verdict, the incident says why."""
+        with state.lock:
+            if state.done.done() or state.cancelled is not None:
+                return
+            state.cancelled = why
+            task = state.task
+        logger.info("post-rollback follow-up of %r cancelled: %s", group, why)
+        if task is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed: nothing to cancel
+                task.get_loop().call_soon_threadsafe(task.cancel)
+        elif not self._auto:  # nobody may ever run follow(): settle it now
+            self._finish_cancelled(group, state)
+
+    async def _run(self, group: str, state: _Followup) -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # stop(): the status shows what is known
+            await self._follow(group, state)
 
     # -- the follow-up ---------------------------------------------------------------------------
 
@@ -255,22 +396,65 @@ class PostRollback:
         return state.done
 
     async def follow(self, model_group: str) -> dict[str, Any]:
-        """Verify, await the drain and complete the incident of ``model_group``'s last rollback."""
-        state = self._state[model_group]
+        """Verify, await the drain and complete the incident of ``model_group``'s last rollback.
+
+        Returns early, with the verdict ``cancelled``, when the group is re-armed or rolled back again
+        meanwhile."""
+        return await self._follow(model_group, self._state[model_group])
+
+    async def _follow(self, model_group: str, state: _Followup) -> dict[str, Any]:
+        task = asyncio.current_task()
+        with state.lock:
+            cancelled = state.cancelled is not None
+            if not cancelled:
+                state.task = task
         try:
+            if cancelled:
+                return self._finish_cancelled(model_group, state)
             result, _ = await asyncio.gather(
                 self._verify(model_group, state), self._drain(model_group, state)
             )
             self._picture(model_group, state)
             if result is not None:
                 self._report(model_group, state, result)
-            summary = {**(self.status(model_group) or {}), "complete": True}
+            summary = {**self._status(model_group, state), "complete": True}
+        except asyncio.CancelledError as error:
+            if state.cancelled is not None:  # our own cancellation (re-arm, supersede): not an error
+                if task is not None:
+                    task.uncancel()
+                return self._finish_cancelled(model_group, state)
+            if not state.done.done():
+                state.done.set_exception(error)
+            raise
         except BaseException as error:
             if not state.done.done():
                 state.done.set_exception(error)
             raise
+        finally:
+            state.task = None
         if not state.done.done():
             state.done.set_result(summary)
+        return summary
+
+    def _finish_cancelled(self, group: str, state: _Followup) -> dict[str, Any]:
+        """Record the cancellation in the incident (once) and settle the follow-up's future."""
+        with state.lock:
+            record_it = not state.cancel_recorded
+            state.cancel_recorded = True
+        if record_it and self.recorder is not None and state.incident_id is not None:
+            try:
+                self.recorder.verify(
+                    state.incident_id,
+                    "cancelled",
+                    {"cancelled": state.cancelled, "restored_service": None},
+                    detail=f"cancelled: {state.cancelled}",
+                )
+            except Exception:
+                logger.exception("could not record the cancellation in incident %s", state.incident_id)
+        summary = {**self._status(group, state), "complete": True}
+        if not state.done.done():
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                state.done.set_result(summary)
         return summary
 
     async def _verify(self, group: str, state: _Followup) -> VerificationResult | None:
@@ -333,7 +517,7 @@ class PostRollback:
         if series is None:
             return
         try:
-            self.recorder.store.update(state.incident_id, series=series)
+            self.recorder.add_picture(state.incident_id, series)
         except Exception:
             logger.exception("could not add the timeline picture to incident %s", state.incident_id)
 
@@ -364,7 +548,7 @@ class PostRollback:
         if self.recorder is not None and state.incident_id is not None:
             try:
                 results = incident_verification(result, self._user_feedback(group))
-                self.recorder.store.verify(state.incident_id, result.verdict, results)
+                self.recorder.verify(state.incident_id, result.verdict, results)
             except Exception:
                 logger.exception("could not record the verification in incident %s", state.incident_id)
 
@@ -381,11 +565,20 @@ class PostRollback:
         state = self._state.get(model_group)
         if state is None:
             return None
+        return self._status(model_group, state)
+
+    def _status(self, model_group: str, state: _Followup) -> dict[str, Any]:
         verification = state.verification
         result = verification.result
-        if result is None:
-            checks = verification.checks()
+        if state.cancelled is not None and result is None:
             shown: dict[str, Any] = {
+                "verdict": "cancelled",
+                "cancelled": state.cancelled,
+                "within_s": verification.within_s,
+            }
+        elif result is None:
+            checks = verification.checks()
+            shown = {
                 "verdict": "pending",
                 "within_s": verification.within_s,
                 "checks": {name: check.as_dict() for name, check in checks.items()},
@@ -403,6 +596,7 @@ class PostRollback:
             "canary_attempts": state.record.canary_attempts.as_dict(),
             "incident_id": state.incident_id,
             "complete": state.done.done(),
+            **(self.recorder.status(model_group) if self.recorder is not None else _NO_RECORDER),
         }
 
     def drill(self, model_group: str) -> dict[str, Any] | None:
@@ -418,12 +612,22 @@ class PostRollback:
         )
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop every follow-up thread (an unfinished verification reports no verdict)."""
+        """Stop the worker: an unfinished follow-up ends ``cancelled`` (its incident says the canary
+        was detached before a verdict)."""
+        wall = datetime.fromtimestamp(self._wall_clock(), UTC).isoformat(timespec="milliseconds")
+        for group, state in list(self._state.items()):
+            self._cancel(group, state, f"the canary was detached at {wall}")
         self._closed.set()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout)
-        self._threads = []
+        self.worker.stop(timeout)
+
+
+def _log_failure(group: str) -> Callable[[concurrent.futures.Future[None]], None]:
+    def done(future: concurrent.futures.Future[None]) -> None:
+        error = None if future.cancelled() else future.exception()
+        if error is not None:  # the worker must never fail silently; the status shows what is known
+            logger.error("post-rollback follow-up of %r failed", group, exc_info=error)
+
+    return done
 
 
 def incident_verification(

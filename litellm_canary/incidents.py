@@ -14,13 +14,16 @@ This module owns the incident file format and everything that reads or writes it
 Safety: incidents are built only from whitelisted fields of a :class:`RollbackRecord` — never from a
 request — and every string taken from ``cause`` or ``reason`` is scrubbed of anything that looks like
 a secret (``sk-…`` keys, ``Bearer …`` tokens, ``key=…`` pairs, long hex/base64 tokens). Keys that
-name secrets, prompts or headers are dropped outright.
+name secrets, prompts or headers are dropped outright. Every stored text is cleaned (lone surrogates,
+control characters) and capped (:func:`litellm_canary.redact.clean_text`; annotations at
+:data:`MAX_NOTE` characters).
 
 It imports no LiteLLM: the command line can list and show incidents without loading the Router.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import json
@@ -33,6 +36,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,7 +45,7 @@ from filelock import FileLock
 from pydantic import BaseModel, ConfigDict, Field
 
 from litellm_canary.decision import Decision, Reason, Side
-from litellm_canary.redact import scrub
+from litellm_canary.redact import clean_text, scrub
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary
@@ -82,6 +86,8 @@ _SENSITIVE_KEY_RE = re.compile(
     r"prompt|message|content|^key$|_key$)"
 )
 _MAX_LIST = 50
+_MAX_KNOWN = 64  # incidents whose last version the recorder keeps (the base of a change that fails)
+MAX_NOTE = 10_000  # characters of each human section (actual cause, what would change)
 
 
 def _safe_value(value: Any, depth: int = 0) -> Any:
@@ -224,7 +230,10 @@ def new_incident_id(decided_at: str) -> str:
 
 def _event(name: str, decided_wall: float, offset_s: float, detail: str | None = None) -> TimelineEvent:
     return TimelineEvent(
-        event=name, at=_iso(decided_wall + offset_s), offset_ms=round(offset_s * 1e3, 3), detail=detail
+        event=name,
+        at=_iso(decided_wall + offset_s),
+        offset_ms=round(offset_s * 1e3, 3),
+        detail=None if detail is None else clean_text(detail),
     )
 
 
@@ -470,7 +479,9 @@ class IncidentStore:
             incident = self._with_picture(incident, series)
         data = json.dumps(incident.model_dump(mode="json"), indent=2, sort_keys=True, allow_nan=False)
         atomic_write(self._path(incident.id, ".json"), data.encode() + b"\n")
-        atomic_write(self._path(incident.id, ".md"), render_markdown(incident).encode())
+        # Every text was cleaned on its way in; "replace" is the last guard (a report is never lost
+        # for one character that cannot be encoded).
+        atomic_write(self._path(incident.id, ".md"), render_markdown(incident).encode(errors="replace"))
         return incident
 
     def _with_picture(self, incident: Incident, series: TimelineSeries) -> Incident:
@@ -547,8 +558,8 @@ class IncidentStore:
         """Fill in the two human sections (both files are rewritten)."""
         return self.update(
             incident_id,
-            actual_cause=cause.strip(),
-            what_would_change=change.strip(),
+            actual_cause=clean_text(cause.strip(), MAX_NOTE),
+            what_would_change=clean_text(change.strip(), MAX_NOTE),
             annotated_at=_iso(time.time()),
         )
 
@@ -562,28 +573,62 @@ class IncidentStore:
 
         return self.update(incident_id, change=change)
 
-    def verify(self, incident_id: str, verdict: str, results: Mapping[str, Any] | None = None) -> Incident:
-        """Record the verification verdict (a timeline event) and its results."""
-        safe = _safe_mapping(dict(results or {}))
+    def verify(
+        self,
+        incident_id: str,
+        verdict: str,
+        results: Mapping[str, Any] | None = None,
+        *,
+        detail: str | None = None,
+    ) -> Incident:
+        """Record the verification verdict (a timeline event, ``detail`` or the verdict) and its results."""
+        return self.update(incident_id, change=_verify_change(verdict, results, detail))
 
-        def change(incident: Incident) -> Incident:
-            decided_wall = _parse_wall(incident.decided_at)
-            event = _event("verification", decided_wall, time.time() - decided_wall, scrub(verdict))
-            return incident.model_copy(
-                update={
-                    "timeline": _with_event(incident.timeline, event),
-                    "verification": {"verdict": scrub(verdict), **safe},
-                }
-            )
 
-        return self.update(incident_id, change=change)
+def _verify_change(
+    verdict: str, results: Mapping[str, Any] | None, detail: str | None
+) -> Callable[[Incident], Incident]:
+    safe = _safe_mapping(dict(results or {}))
+    at = time.time()
+
+    def change(incident: Incident) -> Incident:
+        decided_wall = _parse_wall(incident.decided_at)
+        event = _event("verification", decided_wall, at - decided_wall, scrub(detail or verdict))
+        return incident.model_copy(
+            update={
+                "timeline": _with_event(incident.timeline, event),
+                "verification": {"verdict": scrub(verdict), **safe},
+            }
+        )
+
+    return change
 
 
 # -- the recorder ----------------------------------------------------------------------------------
 
 
+@dataclass
+class _Unwritten:
+    """An incident (or changes to one) the directory could not take yet: kept here, retried."""
+
+    model_group: str
+    incident: Incident  # the latest version, every change applied (written whole if the file is gone)
+    on_disk: bool  # an earlier version is on disk: the changes are merged into it (keeps annotations)
+    changes: list[Callable[[Incident], Incident]]
+    series: TimelineSeries | None
+    error: str
+    attempts: int = 1
+    due: float = 0.0
+
+
 class IncidentRecorder:
-    """Writes an incident for every rollback of ``canary`` (on the rollback path: two small files)."""
+    """Writes an incident for every rollback of ``canary`` (on the rollback path: two small files).
+
+    A write that fails (disk full, directory gone or read-only) never costs the record: the incident
+    is kept in memory, counted (:meth:`status`), and written by :meth:`retry_unwritten` with backoff
+    (``retry_initial_s`` doubling up to ``retry_max_s``) once the directory works again. At most
+    ``max_unwritten`` incidents wait; beyond that the oldest is dropped, logged and counted.
+    """
 
     def __init__(
         self,
@@ -592,28 +637,58 @@ class IncidentRecorder:
         *,
         wall_clock: Callable[[], float] = time.time,
         count_decisions: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        max_unwritten: int = 100,
     ) -> None:
         """``count_decisions=False``: the caller already counts decisions after the flip (one listener
         on the request path is enough) and hands them to :meth:`complete`."""
         self._canary = canary
         self.store = store
         self._wall_clock = wall_clock
+        self._clock = clock
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self._max_unwritten = max_unwritten
         self._open: dict[str, tuple[str, RollbackRecord]] = {}
+        self._known: dict[str, Incident] = {}  # the latest incidents, as last written (oldest first)
         self._after_flip: dict[str, list[int]] = {}  # group -> [canary, draining] decisions since the flip
-        self.errors: list[str] = []
+        self._unwritten: dict[str, _Unwritten] = {}  # incident id -> what waits (oldest first)
+        self._lock = threading.RLock()
+        self._all_written = threading.Condition(self._lock)  # notified when nothing waits any more
+        self._flush_lock = threading.Lock()
+        self.write_errors: collections.Counter[str] = collections.Counter()  # per model group
+        self.dropped: collections.Counter[str] = collections.Counter()  # per model group
+        self.last_write_error: dict[str, str] = {}
+        #: Called (with no argument) when an incident starts waiting: schedule :meth:`retry_unwritten`.
+        self.on_unwritten: Callable[[], None] | None = None
         if count_decisions:
             canary.on_decision(self._on_decision)
         canary.controller.on_rollback(self._on_rollback)
 
     def incident_id(self, model_group: str) -> str | None:
-        """The id of the latest incident of ``model_group`` this recorder wrote."""
+        """The id of the latest incident of ``model_group`` this recorder wrote (or keeps to write)."""
         entry = self._open.get(model_group)
         return None if entry is None else entry[0]
 
     def incident_for(self, record: RollbackRecord) -> str | None:
-        """The id of the incident this recorder wrote for ``record`` (``None``: it wrote none)."""
+        """The id of the incident this recorder made for ``record`` (``None``: it made none)."""
         entry = self._open.get(record.model_group)
         return entry[0] if entry is not None and entry[1] is record else None
+
+    def status(self, model_group: str) -> dict[str, Any]:
+        """Incident writes of ``model_group``: failures so far, what still waits, the last error."""
+        with self._lock:
+            waiting = [u for u in self._unwritten.values() if u.model_group == model_group]
+            entry = self._open.get(model_group)
+            return {
+                "incident_written": None if entry is None else entry[0] not in self._unwritten,
+                "incident_write_errors": self.write_errors[model_group],
+                "incident_write_error": self.last_write_error.get(model_group) if waiting else None,
+                "incidents_unwritten": len(waiting),
+                "incidents_dropped": self.dropped[model_group],
+            }
 
     def _on_decision(self, model_group: str, decision: Decision, deployment_id: str) -> None:
         counts = self._after_flip.get(model_group)
@@ -625,13 +700,160 @@ class IncidentRecorder:
             return  # a repeat, or a rollback mirrored from the replica that decided it (and records it)
         self._after_flip[record.model_group] = [0, 0]
         incident = incident_from_record(record)
+        with self._lock:
+            self._open[record.model_group] = (incident.id, record)
+            self._known[incident.id] = incident
+            while len(self._known) > _MAX_KNOWN:  # a late change to an older one still has its base
+                del self._known[next(iter(self._known))]
         try:
-            self.store.write(incident)
+            self._known[incident.id] = self.store.write(incident)
         except Exception as error:
-            self.errors.append(f"{incident.id}: {type(error).__name__}: {error}")
-            logger.exception("could not write incident %s for %r", incident.id, record.model_group)
+            self._keep(record.model_group, incident, on_disk=False, change=None, series=None, error=error)
+
+    # -- writes that may fail --------------------------------------------------------------------
+
+    def _keep(
+        self,
+        model_group: str,
+        incident: Incident,
+        *,
+        on_disk: bool,
+        change: Callable[[Incident], Incident] | None,
+        series: TimelineSeries | None,
+        error: BaseException,
+    ) -> None:
+        text = f"{type(error).__name__}: {error}"
+        logger.error(
+            "could not write incident %s of %r (kept in memory, retried): %s", incident.id, model_group, text
+        )
+        with self._lock:
+            self.write_errors[model_group] += 1
+            self.last_write_error[model_group] = text
+            self._unwritten[incident.id] = _Unwritten(
+                model_group,
+                incident,
+                on_disk,
+                [] if change is None else [change],
+                series,
+                text,
+                due=self._clock() + self.retry_initial_s,
+            )
+            while len(self._unwritten) > self._max_unwritten:
+                oldest = next(iter(self._unwritten))
+                dropped = self._unwritten.pop(oldest)
+                self.dropped[dropped.model_group] += 1
+                logger.error("incident %s dropped unwritten: too many incidents wait", oldest)
+        if self.on_unwritten is not None:
+            try:
+                self.on_unwritten()
+            except Exception:
+                logger.exception("could not schedule the incident retry")
+
+    def _apply(
+        self,
+        incident_id: str,
+        *,
+        change: Callable[[Incident], Incident] | None = None,
+        series: TimelineSeries | None = None,
+    ) -> Incident:
+        """Apply ``change`` to the incident (and its picture with ``series``); kept in memory and
+        retried if the directory fails. Returns the incident as written, or as kept in memory."""
+        with self._lock:
+            waiting = self._unwritten.get(incident_id)
+            if waiting is not None:
+                if change is not None:
+                    waiting.changes.append(change)
+                    waiting.incident = change(waiting.incident)
+                waiting.series = series or waiting.series
+                waiting.due = min(waiting.due, self._clock())  # try now: the directory may be back
+        if waiting is not None:
+            self.retry_unwritten()
+            unwritten = incident_id in self._unwritten
+            return waiting.incident if unwritten else self._known.get(incident_id, waiting.incident)
+        try:
+            written = self.store.update(incident_id, change=change, series=series)
+        except Exception as error:
+            base = self._known.get(incident_id)
+            if base is None:
+                raise
+            kept = base if change is None else change(base)
+            self._keep(base.model_group, kept, on_disk=True, change=change, series=series, error=error)
+            return kept
+        with self._lock:
+            if incident_id in self._known:
+                self._known[incident_id] = written
+        return written
+
+    def retry_unwritten(self) -> float | None:
+        """Write every waiting incident that is due; seconds until the next is due (``None``: none wait)."""
+        with self._flush_lock:  # one flush at a time (the worker's retries, a change arriving)
+            now = self._clock()
+            with self._lock:
+                due = [(key, u) for key, u in self._unwritten.items() if u.due <= now]
+            for incident_id, waiting in due:
+                self._flush(incident_id, waiting)
+        with self._lock:
+            if not self._unwritten:
+                self._all_written.notify_all()
+                return None
+            return max(min(u.due for u in self._unwritten.values()) - self._clock(), 0.0)
+
+    def _flush(self, incident_id: str, waiting: _Unwritten) -> None:
+        with self._lock:  # a snapshot: changes may keep arriving while the files are written
+            changes, incident, series = list(waiting.changes), waiting.incident, waiting.series
+            on_disk = waiting.on_disk
+        try:
+            if on_disk and self.store._path(incident_id, ".json").is_file():
+
+                def merged(current: Incident) -> Incident:
+                    for change in changes:
+                        current = change(current)
+                    return current
+
+                written = self.store.update(incident_id, change=merged, series=series)
+            else:
+                written = self.store.write(incident, series=series)
+        except Exception as error:
+            with self._lock:
+                waiting.attempts += 1
+                waiting.error = f"{type(error).__name__}: {error}"
+                self.last_write_error[waiting.model_group] = waiting.error
+                backoff = self.retry_initial_s * 2 ** (waiting.attempts - 1)
+                waiting.due = self._clock() + min(backoff, self.retry_max_s)
             return
-        self._open[record.model_group] = (incident.id, record)
+        with self._lock:
+            if incident_id in self._known:
+                self._known[incident_id] = written
+            if len(waiting.changes) > len(changes) or waiting.series is not series:
+                # changed meanwhile: the rest is merged into what is now on disk, at once
+                waiting.changes = waiting.changes[len(changes) :]
+                waiting.on_disk, waiting.due = True, self._clock()
+                return
+            if self._unwritten.get(incident_id) is waiting:
+                del self._unwritten[incident_id]
+        logger.warning("incident %s written after %d failed attempt(s)", incident_id, waiting.attempts)
+
+    def wait_written(self, timeout: float | None = None) -> bool:
+        """Block until no incident waits to be written (False on timeout)."""
+        with self._lock:
+            return self._all_written.wait_for(lambda: not self._unwritten, timeout)
+
+    # -- changes after the rollback --------------------------------------------------------------
+
+    def verify(
+        self,
+        incident_id: str,
+        verdict: str,
+        results: Mapping[str, Any] | None = None,
+        *,
+        detail: str | None = None,
+    ) -> Incident:
+        """Record the verification verdict (see :meth:`IncidentStore.verify`); retried if it fails."""
+        return self._apply(incident_id, change=_verify_change(verdict, results, detail))
+
+    def add_picture(self, incident_id: str, series: TimelineSeries) -> Incident:
+        """Add the timeline picture drawn from ``series``; retried if the write fails."""
+        return self._apply(incident_id, series=series)
 
     async def complete(
         self,
@@ -645,7 +867,8 @@ class IncidentRecorder:
         """Await the canary's drain, then record it with the final traffic facts (and the flag write,
         if the store was only written by a background retry). ``drained`` given: the caller has
         already awaited the drain (``drain_timeout`` is then only reported). ``decisions_after_flip``
-        (canary, conversation-drain) given: the caller's counts instead of this recorder's."""
+        (canary, conversation-drain) given: the caller's counts instead of this recorder's.
+        If the directory fails, the incident is kept in memory (and returned) and retried."""
         entry = self._open.get(model_group)
         if entry is None:
             raise IncidentNotFound(f"no incident recorded for model group {model_group!r}")
@@ -678,7 +901,7 @@ class IncidentRecorder:
                 update={"timeline": timeline, "traffic": traffic, "flag_error": flag_error}
             )
 
-        return self.store.update(incident_id, change=change, series=series)
+        return self._apply(incident_id, change=change, series=series)
 
 
 # -- CLI helpers -----------------------------------------------------------------------------------

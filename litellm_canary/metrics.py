@@ -28,6 +28,8 @@ global one, so it cannot clash with LiteLLM's Prometheus integration in the same
   ``litellm_canary_flag_read_breaker_open{model_group}``,
   ``litellm_canary_flag_read_breaker_trips_total{model_group}``,
   ``litellm_canary_flag_reads_over_budget_total{model_group}``
+* incidents (scrape-time): ``litellm_canary_incident_write_errors_total{model_group}`` (failed writes)
+  and ``litellm_canary_incidents_unwritten{model_group}`` (kept in memory, retried)
 * keep-warm and window (scrape-time): ``litellm_canary_stable_healthy{model_group, deployment}``
   (1 healthy, 0 last probe failed; absent before the first probe),
   ``litellm_canary_keep_warm_probes_total{model_group, deployment, result}`` (ok, failed),
@@ -363,6 +365,7 @@ class _StatusCollector:
         )
         families: list[Metric] = [in_flight, pins, state, pending, drain, last, variants, errors]
         families += _flag_health_families(status)
+        families += _incident_families(status)
         families += _eval_families(status)
         families += _lifecycle_families(status)
         if status is None:
@@ -423,6 +426,26 @@ def _flag_health_families(status: dict[str, Any] | None) -> list[Metric]:
         trips.add_metric([group], breaker["trips"])
         over_budget.add_metric([group], breaker["over_budget_reads"] + breaker["failed_probes"])
     return families
+
+
+def _incident_families(status: dict[str, Any] | None) -> list[Metric]:
+    """Incident writes that failed, and incidents kept in memory until the directory works again."""
+    write_errors = CounterMetricFamily(
+        "litellm_canary_incident_write_errors",
+        "Incident writes that failed (the incident is kept in memory and retried).",
+        labels=["model_group"],
+    )
+    unwritten = GaugeMetricFamily(
+        "litellm_canary_incidents_unwritten",
+        "Incidents (or changes to them) waiting in memory for the incidents directory to work again.",
+        labels=["model_group"],
+    )
+    if status is not None:
+        for group, view in status["groups"].items():
+            record = view["last_rollback"] or {}
+            write_errors.add_metric([group], record.get("incident_write_errors", 0))
+            unwritten.add_metric([group], record.get("incidents_unwritten", 0))
+    return [write_errors, unwritten]
 
 
 def _eval_families(status: dict[str, Any] | None) -> list[Metric]:

@@ -18,7 +18,9 @@ Routes (every one needs ``Authorization: Bearer <token>``)::
 
 Errors are JSON ``{"error": "..."}``: 400 malformed JSON or a wrong schema, 401 no or wrong token,
 404 unknown model group, response id or route, 405 wrong method, 409 refused while the group is
-rolled back (re-arm first) or its window is open, 413 body too large. No error changes anything.
+rolled back (re-arm first) or its window is open, 413 body too large, 415 a ``Content-Type`` that is
+not JSON (``application/json`` or ``application/*+json``; a body without one is read as JSON). No
+error changes anything.
 
 A firing alert with the label ``action="rollback"`` rolls back the group named by its
 ``model_group`` label. Alertmanager delivers at least once and repeats notifications, so one firing
@@ -50,6 +52,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from litellm_canary.controller import RollbackKind, RolledBackError, UnknownModelGroup
 from litellm_canary.feedback import UnknownResponse
+from litellm_canary.redact import clean_text
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary
@@ -77,7 +80,7 @@ class AlertmanagerAlert(BaseModel):
     starts_at: str = Field(alias="startsAt")
     ends_at: str = Field(alias="endsAt")
     generator_url: str = Field(alias="generatorURL")
-    fingerprint: str = Field(min_length=1)
+    fingerprint: str = Field(min_length=1, max_length=256)  # kept as a dedupe key: bounded
 
     @field_validator("starts_at", "ends_at")
     @classmethod
@@ -283,8 +286,17 @@ class _BearerAuth:
         return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._token)
 
 
+_JSON_TYPE = re.compile(r"application/(?:[\w.+-]+\+)?json", re.IGNORECASE)
+
+
 async def _read_json(request: Request, limit: int) -> Any:
-    """The body parsed as JSON; 413 as soon as it is known to exceed ``limit`` bytes."""
+    """The body parsed as JSON; 415 for a content type that is not JSON (none at all is taken as
+    JSON), 413 as soon as it is known to exceed ``limit`` bytes."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and not _JSON_TYPE.fullmatch(content_type.split(";", 1)[0].strip()):
+        raise HTTPException(
+            415, f"Content-Type must be application/json, got {clean_text(content_type, 80)!r}"
+        )
     too_large = HTTPException(413, f"request body is larger than {limit} bytes")
     length = request.headers.get("content-length")
     if length is not None:

@@ -136,3 +136,28 @@ def test_detection_rolls_back_a_broken_canary_and_nothing_reaches_it_afterwards(
     assert isinstance(scenario["detect_s"], float) and scenario["detect_s"] > 0
     assert scenario["canary_requests_after_decision"] == 0
     assert result["settings"]["scale"] > 0
+
+
+def test_flip_storm_leaves_no_thread_per_rollback_and_fails_nothing() -> None:
+    storm = run_benchmark("flip_storm", "--cycles", "40", "--seconds", "60", "--clients", "6")
+    assert_types(
+        storm,
+        {
+            "clients": int,
+            "cycles": int,
+            "requests": int,
+            "failed": int,
+            "canary_after_rollback_returned": int,
+            "threads_before": int,
+            "threads_after_drain": int,
+            "rss_mb_before": float,
+            "rss_mb_after_drain": float,
+        },
+    )
+    assert storm["clients"] == 6 and storm["cycles"] == 40 and storm["requests"] > 0
+    assert storm["failed"] == 0, storm["errors"]
+    assert storm["canary_after_rollback_returned"] == 0
+    assert storm["canary_decisions_checked"] > 0  # not vacuous: canary decisions were made and checked
+    # one follow-up worker for all 40 rollbacks, not a thread each (the old code left 40 behind)
+    assert storm["threads_after_drain"] - storm["threads_before"] <= 10
+    assert storm["last_followup_verdict"] == "cancelled" and storm["drained"] is True

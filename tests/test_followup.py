@@ -7,6 +7,7 @@ import asyncio
 import importlib.util
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -290,3 +291,225 @@ def test_timeline_series_per_second_relative_to_the_decision() -> None:
     buffer.record(Side.STABLE, True, None)  # older seconds than keep_s are dropped
     later = buffer.series(decided_mono=1100.0, before_s=1000)
     assert later is not None and later.t_s == [0.5]
+
+
+# -- bounded follow-up: re-arm cancels, a new rollback supersedes, one worker thread ----------------
+
+
+def _slow_verify_config(directory: Path) -> dict[str, Any]:
+    return _config(directory, verify_within_s=120.0)  # pending for the whole test unless cancelled
+
+
+async def test_a_rearm_cancels_the_pending_follow_up_and_the_incident_says_so(tmp_path: Path) -> None:
+    router = _mock_router()
+    canary = litellm_canary.attach(router, _slow_verify_config(tmp_path))
+    try:
+        await _traffic(router, 4)
+        canary.rollback("chat", "bad canary")
+        pending = canary.followup.result("chat")
+        assert canary.status()["groups"]["chat"]["last_rollback"]["verification"]["verdict"] == "pending"
+        assert canary.rearm("chat")
+        summary = await asyncio.wait_for(asyncio.wrap_future(pending), 10)
+        status = canary.status()["groups"]["chat"]["last_rollback"]
+    finally:
+        canary.detach()
+    assert summary["complete"] is True
+    verification = summary["verification"]
+    assert verification["verdict"] == "cancelled" and verification["cancelled"].startswith("re-armed at 20")
+    assert status["verification"] == verification and status["complete"] is True
+    incident = IncidentStore(tmp_path).get(summary["incident_id"])
+    assert incident.verification is not None and incident.verification["verdict"] == "cancelled"
+    assert incident.verification["cancelled"] == verification["cancelled"]
+    event = incident.event("verification")
+    assert event is not None and event.detail == f"cancelled: {verification['cancelled']}"
+    assert f"cancelled: {verification['cancelled']}" in (tmp_path / f"{incident.id}.md").read_text()
+
+
+async def test_a_new_rollback_of_the_group_starts_a_new_follow_up_and_the_old_one_ends(
+    tmp_path: Path,
+) -> None:
+    router = _mock_router()
+    canary = litellm_canary.attach(router, _slow_verify_config(tmp_path))
+    try:
+        await _traffic(router, 4)
+        canary.rollback("chat", "first")
+        first = canary.followup.result("chat")
+        canary.rearm("chat")
+        canary.rollback("chat", "second")
+        second = canary.followup.result("chat")
+        first_summary = await asyncio.wait_for(asyncio.wrap_future(first), 10)
+        assert second is not first and not second.done()
+        status = canary.status()["groups"]["chat"]["last_rollback"]
+        assert status["reason"] == "second" and status["verification"]["verdict"] == "pending"
+        assert status["incident_id"] != first_summary["incident_id"]
+    finally:
+        canary.detach()
+    assert first_summary["verification"]["verdict"] == "cancelled"
+
+
+async def test_a_rollback_supersedes_a_follow_up_that_was_not_cancelled(tmp_path: Path) -> None:
+    """The follow-up also ends when a newer rollback of the group arrives without a re-arm seen
+    first (here: the re-arm listener is bypassed by releasing the latch under the controller)."""
+    router = _mock_router()
+    canary = litellm_canary.attach(router, _slow_verify_config(tmp_path))
+    try:
+        canary.rollback("chat", "first")
+        first = canary.followup.result("chat")
+        canary.runtimes["chat"].rolled_back = False  # as if re-armed where no listener ran
+        canary.rollback("chat", "second")
+        first_summary = await asyncio.wait_for(asyncio.wrap_future(first), 10)
+    finally:
+        canary.detach()
+    cancelled = first_summary["verification"]["cancelled"]
+    assert first_summary["verification"]["verdict"] == "cancelled"
+    assert cancelled.startswith("superseded by the rollback at 20")
+
+
+def test_a_flip_storm_uses_one_follow_up_thread_and_leaves_nothing_pending(tmp_path: Path) -> None:
+    router = _mock_router()
+    canary = litellm_canary.attach(router, _slow_verify_config(tmp_path))
+    try:
+        router.completion(model="chat", messages=MESSAGES, user="warm")
+        existing = set(threading.enumerate())  # other tests' canaries may still run theirs
+        futures = []
+        for cycle in range(200):
+            canary.rollback("chat", f"storm {cycle}")
+            futures.append(canary.followup.result("chat"))
+            canary.rearm("chat")
+        summaries = [future.result(timeout=20) for future in futures]
+        started = [t for t in threading.enumerate() if t not in existing]
+        worker = canary.followup.worker.thread
+    finally:
+        canary.detach()
+    assert worker is not None and not worker.is_alive()  # detach stopped it
+    assert [t for t in started if t.name.startswith("litellm-canary-followup")] == [worker]
+    assert len(started) <= 3  # the worker, at most a couple of LiteLLM's own; not one per rollback
+    assert {s["verification"]["verdict"] for s in summaries} == {"cancelled"}
+    assert len(IncidentStore(tmp_path).list()) == 200
+
+
+# -- incident writes that fail ----------------------------------------------------------------------
+
+
+async def test_an_incident_the_directory_cannot_take_is_kept_counted_and_written_later(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "incidents"
+    router = _mock_router()
+    canary = litellm_canary.attach(router, _slow_verify_config(directory))
+    metrics = CanaryMetrics(canary)
+    recorder = canary.followup.recorder
+    assert recorder is not None
+    recorder.retry_initial_s, recorder.retry_max_s = 0.02, 0.1
+    moved = tmp_path / "moved"
+    try:
+        directory.rename(moved)
+        directory.write_text("not a directory")  # every write now fails (we run as root: no chmod)
+        canary.rollback("chat", "bad canary")
+        assert canary.runtimes["chat"].rolled_back  # the latch holds
+        broken = canary.status()["groups"]["chat"]["last_rollback"]
+        assert broken["incident_id"] is not None and broken["incident_written"] is False
+        assert broken["incident_write_errors"] >= 1 and broken["incidents_unwritten"] == 1
+        assert "FileExistsError" in broken["incident_write_error"]
+        exposition = metrics.exposition().decode()
+        assert 'litellm_canary_incidents_unwritten{model_group="chat"} 1.0' in exposition
+        assert 'litellm_canary_incident_write_errors_total{model_group="chat"}' in exposition
+        canary.rearm("chat")  # a change (the cancelled verdict) to an incident not yet written
+        summary = await asyncio.wait_for(asyncio.wrap_future(canary.followup.result("chat")), 10)
+        assert not await asyncio.to_thread(recorder.wait_written, 0.3)  # still broken: still waiting
+
+        directory.unlink()
+        moved.rename(directory)
+        assert await asyncio.to_thread(recorder.wait_written, 20)
+        healed = canary.status()["groups"]["chat"]["last_rollback"]
+    finally:
+        canary.detach()
+    assert healed["incident_written"] is True and healed["incidents_unwritten"] == 0
+    assert healed["incident_write_error"] is None and healed["incident_write_errors"] >= 1
+    incident = IncidentStore(directory).get(summary["incident_id"])
+    assert incident.trigger.reason == "bad canary"
+    assert incident.verification is not None and incident.verification["verdict"] == "cancelled"
+    assert (directory / f"{incident.id}.md").is_file()
+
+
+def test_unwritten_incidents_are_retried_with_backoff(tmp_path: Path) -> None:
+    from litellm_canary.incidents import IncidentRecorder
+    from tests.helpers import FakeClock
+
+    clock = FakeClock()
+    directory = tmp_path / "incidents"
+    directory.write_text("x")
+    router = _mock_router()
+    canary = litellm_canary.attach(router, {**_config(tmp_path), "incidents": None}, background=False)
+    recorder = IncidentRecorder(
+        canary, IncidentStore(directory), clock=clock, retry_initial_s=1.0, retry_max_s=4.0
+    )
+    try:
+        canary.rollback("chat", "bad")
+        delays = []
+        for _ in range(5):
+            clock.now += 100
+            delays.append(recorder.retry_unwritten())
+        assert delays == [2.0, 4.0, 4.0, 4.0, 4.0]  # doubling, capped
+        assert recorder.status("chat")["incidents_unwritten"] == 1
+        directory.unlink()
+        assert recorder.retry_unwritten() == 4.0  # not due yet: the backoff holds
+        clock.now += 4
+        assert recorder.retry_unwritten() is None
+    finally:
+        canary.detach()
+    (summary,) = IncidentStore(directory).list()
+    assert summary.id == recorder.incident_id("chat") and recorder.status("chat")["incident_written"]
+
+
+# -- texts from outside ----------------------------------------------------------------------------
+
+
+async def test_an_alert_summary_with_a_lone_surrogate_or_900_kb_is_cleaned_capped_and_recorded(
+    tmp_path: Path,
+) -> None:
+    router = _mock_router()
+    canary = litellm_canary.attach(router, _config(tmp_path, verify_within_s=1.0))
+    app = create_app(canary, token="t0ken")
+    headers = {"Authorization": "Bearer t0ken", "Content-Type": "application/json"}
+
+    def alert(fingerprint: str, summary: str) -> bytes:
+        body = {
+            "version": "4",
+            "alerts": [
+                {
+                    "status": "firing",
+                    "labels": {"alertname": "Bad", "action": "rollback", "model_group": "chat"},
+                    "annotations": {"summary": summary},
+                    "startsAt": "2026-11-27T03:00:00Z",
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": "",
+                    "fingerprint": fingerprint,
+                }
+            ],
+        }
+        return json.dumps(body).encode()  # ensure_ascii: the lone surrogate travels as \\ud800
+
+    summaries = []
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+            for fingerprint, summary in (("f1", "broken \ud800 text\x00\x1b[31m"), ("f2", "x" * 900_000)):
+                response = await client.post(
+                    "/alertmanager", content=alert(fingerprint, summary), headers=headers
+                )
+                assert response.status_code == 200, response.text
+                summaries.append(
+                    await asyncio.wait_for(asyncio.wrap_future(canary.followup.result("chat")), 20)
+                )
+                status = canary.status()
+                canary.rearm("chat")
+                assert len(json.dumps(status)) < 20_000
+    finally:
+        canary.detach()
+    surrogate, huge = (IncidentStore(tmp_path).get(s["incident_id"]) for s in summaries)
+    assert surrogate.trigger.summary == "broken \ufffd text[31m"
+    markdown = (tmp_path / f"{surrogate.id}.md").read_text()
+    assert "broken \ufffd text[31m" in markdown and surrogate.verification is not None
+    assert huge.trigger.summary is not None and len(huge.trigger.summary) <= 501
+    assert huge.verification is not None and summaries[1]["complete"]

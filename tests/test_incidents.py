@@ -311,7 +311,7 @@ async def test_a_real_rollback_writes_one_incident_and_complete_records_the_drai
         canary.rollback("chat", reason="bad answers, key sk-abcdef0123456789", cause={"via": "http"})
         canary.rollback("chat", reason="again")  # a repeat: no second incident
         incident_id = recorder.incident_id("chat")
-        assert incident_id is not None and recorder.errors == []
+        assert incident_id is not None and recorder.write_errors == {}
         assert _files(tmp_path) == [f"{incident_id}.json", f"{incident_id}.md"]
         written = IncidentStore(tmp_path).get(incident_id)
         assert written.kind == "manual" and written.trigger.reason == "bad answers, key [REDACTED]"
@@ -374,3 +374,26 @@ async def test_complete_records_how_the_canary_attempts_in_flight_at_the_flip_en
         assert done.event("canary_drained") is not None and done.kind == "drill"
     finally:
         canary.detach()
+
+
+def test_clean_text_replaces_lone_surrogates_drops_control_chars_and_caps() -> None:
+    from litellm_canary.redact import MAX_ITEMS, MAX_TEXT, clean_text, clean_value
+
+    assert clean_text("a\ud800b\x00c\x1b\x7f\x9fd\te\r\nf") == "a\ufffdbcd\te\r\nf"
+    assert "\U0001f600" in clean_text(json.loads('"\\ud83d\\ude00"'))  # a proper pair is one character
+    capped = clean_text("x" * 900_000)
+    assert len(capped) == MAX_TEXT and capped.endswith("…")
+    assert clean_text("short", 3) == "sh…"
+    value = clean_value({"k\ud800": ["\x00v"] * 100, "deep": {"a": {"b": {"c": {"d": 1}}}}, "n": 3})
+    assert isinstance(value, dict)
+    assert value["k\ufffd"] == ["v"] * MAX_ITEMS and value["n"] == 3
+    assert value["deep"] == {"a": {"b": {"c": None}}}
+    (json.dumps(value) + json.dumps(capped)).encode()  # encodable: nothing left to fail a write
+
+
+def test_scrub_redacts_a_secret_in_a_huge_text_and_caps_it() -> None:
+    from litellm_canary.redact import scrub
+
+    text = "key sk-abcdefghijklmnop1234 " + "y" * 900_000 + "\ud800"
+    scrubbed = scrub(text)
+    assert scrubbed.startswith("key [REDACTED] ") and len(scrubbed) <= 501 and "\ud800" not in scrubbed

@@ -357,11 +357,28 @@ async def test_bad_payloads_are_rejected_and_change_nothing(
     assert _unchanged(canary, rollbacks)
 
 
-async def test_a_json_body_is_accepted_whatever_the_content_type(
-    client: httpx.AsyncClient, rollbacks: list[Any]
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]
+)
+async def test_a_body_that_is_not_declared_json_gets_415_and_changes_nothing(
+    canary: Canary, client: httpx.AsyncClient, rollbacks: list[Any], content_type: str
 ) -> None:
     content = json.dumps(sample()).encode()
-    response = await client.post("/alertmanager", content=content, headers={"Content-Type": "text/plain"})
+    for path in ("/alertmanager", "/canary/rollback"):
+        response = await client.post(path, content=content, headers={"Content-Type": content_type})
+        assert response.status_code == 415, response.text
+        assert response.json()["error"] == f"Content-Type must be application/json, got {content_type!r}"
+    assert _unchanged(canary, rollbacks)
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "application/json", "application/json; charset=utf-8", "application/vnd.x+json"]
+)
+async def test_a_json_body_declared_json_or_undeclared_is_accepted(
+    client: httpx.AsyncClient, rollbacks: list[Any], content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    response = await client.post("/alertmanager", content=json.dumps(sample()).encode(), headers=headers)
     assert response.status_code == 200 and len(rollbacks) == 1
 
 
@@ -750,3 +767,13 @@ def test_the_oracle_agrees_with_the_samples() -> None:
     assert check(sample()) == {"chat"}
     assert check(sample(RESOLVED_SAMPLE)) == set()
     assert check(sample(group="nope")) is None
+
+
+async def test_an_over_long_fingerprint_is_rejected_and_changes_nothing(
+    canary: Canary, client: httpx.AsyncClient, rollbacks: list[Any]
+) -> None:
+    """A fingerprint is kept as a dedupe key (up to 10,000 of them): it must be bounded."""
+    response = await client.post("/alertmanager", json=sample(fingerprint="f" * 257))
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("alerts[0].fingerprint: String should have at most 256")
+    assert _unchanged(canary, rollbacks)
