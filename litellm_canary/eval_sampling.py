@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import threading
 from collections import Counter, deque
@@ -58,6 +59,7 @@ from litellm_canary.evals import (
     exact_match,
     json_schema_valid,
     load_scorer,
+    mean_log_e_value,
     reference_similarity,
     regex_match,
 )
@@ -149,8 +151,19 @@ class SampleQueue:
 class EvalJudge:
     """The sequential tests of one rollout, one per score source, and the rule's verdict.
 
-    Thread-safe. Each source's test runs at ``alpha / len(sources)``; :meth:`eval_scores` summarises
-    the source closest to rejecting (or the one that rejected, latched) for the monitor.
+    Thread-safe. Each source has its own :class:`~litellm_canary.evals.SequentialEvalTest` (a betting
+    e-process); the rule rejects when the **average of the sources' e-values** reaches ``1 / alpha``
+    (:func:`~litellm_canary.evals.mean_log_e_value`) while at least one source has ``min_samples``
+    scores on each side. Why the average and not ``alpha / sources`` per source (the union bound the
+    first version used): the average of e-processes on one filtration is itself an e-process, so
+    Ville's inequality bounds its first crossing at the full ``alpha`` whatever the dependence
+    between sources; and ``mean(E) >= 1/alpha`` holds whenever some ``E_i >= sources/alpha``, so it
+    rejects at least as often as the union bound, and earlier when several sources see the drop. The
+    product of the sources' e-values would grow faster when every source sees the drop, but it pays
+    for every source that does not (its bets lose a little), which the average does not.
+
+    :meth:`eval_scores` reports the source with the largest e-value (the one that drives the
+    verdict) with the combined ``log_e_value`` and ``log(1 / alpha)``; a rejection is latched.
     """
 
     def __init__(self, rule: EvalScoreTrigger, sources: tuple[Source, ...]) -> None:
@@ -158,9 +171,9 @@ class EvalJudge:
             raise ValueError("an EvalJudge needs at least one score source")
         self.rule = rule
         self.sources = sources
-        self.alpha_each = rule.alpha / len(sources)
+        self.threshold = math.log(1.0 / rule.alpha)
         self._tests = {
-            source: SequentialEvalTest(rule.max_drop, self.alpha_each, rule.min_samples) for source in sources
+            source: SequentialEvalTest(rule.max_drop, rule.alpha, rule.min_samples) for source in sources
         }
         self._lock = threading.Lock()
         self._rejected: tuple[Source, EvalScores] | None = None
@@ -168,7 +181,7 @@ class EvalJudge:
     def add(self, source: Source, side: Literal["stable", "canary"], score: float) -> None:
         with self._lock:
             self._tests[source].add(side, score)
-            self._latch(source)
+            self._latch()
 
     def add_pairs(self, source: Source, pairs: list[tuple[float, float]]) -> None:
         """``(canary, stable)`` score pairs, each added canary first so that the test pairs them."""
@@ -177,22 +190,34 @@ class EvalJudge:
             for canary, stable in pairs:
                 test.add("canary", canary)
                 test.add("stable", stable)
-                self._latch(source)
+                self._latch()
 
-    def _latch(self, source: Source) -> None:
-        if self._rejected is None and self._tests[source].rejected:
-            self._rejected = (source, self._summary(source))
+    def _has_scores(self, source: Source) -> bool:
+        verdict = self._tests[source].state()
+        return bool(verdict.canary_samples or verdict.stable_samples)
 
-    def _summary(self, source: Source) -> EvalScores:
+    def _combined(self) -> float:
+        return mean_log_e_value(test.log_e_value() for test in self._tests.values())
+
+    def _latch(self) -> None:
+        if self._rejected is not None:
+            return
+        ready = [s for s in self.sources if self._tests[s].ready]
+        if ready and self._combined() >= self.threshold:
+            # reported: the ready source with the most evidence (the rule checks its sample counts)
+            top = max(ready, key=lambda s: self._tests[s].log_e_value())
+            self._rejected = (top, self._summary(top, reject=True))
+
+    def _summary(self, source: Source, *, reject: bool) -> EvalScores:
         verdict = self._tests[source].state()
         return EvalScores(
             canary_mean=verdict.canary_mean or 0.0,
             canary_samples=verdict.canary_samples,
             stable_mean=verdict.stable_mean or 0.0,
             stable_samples=verdict.stable_samples,
-            reject=verdict.reject,
-            log_e_value=verdict.statistic,
-            log_threshold=verdict.threshold,
+            reject=reject,
+            log_e_value=self._combined(),
+            log_threshold=self.threshold,
             source=source,
         )
 
@@ -201,19 +226,19 @@ class EvalJudge:
         with self._lock:
             if self._rejected is not None:
                 return self._rejected[1]
-            summaries = [self._summary(s) for s in self.sources]
-            scored = [s for s in summaries if s.canary_samples or s.stable_samples]
+            scored = [s for s in self.sources if self._has_scores(s)]
             if not scored:
                 return None
-            ready = [s for s in scored if min(s.canary_samples, s.stable_samples) >= self.rule.min_samples]
-            return max(
-                ready or scored, key=lambda s: (s.log_e_value or 0.0, s.canary_samples + s.stable_samples)
-            )
+            ready = [s for s in scored if self._tests[s].ready]
+            top = max(ready or scored, key=lambda s: self._tests[s].log_e_value())
+            return self._summary(top, reject=False)
 
     def status(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "alpha_each": self.alpha_each,
+                "combination": "mean_e_value",
+                "log_e_value": self._combined(),
+                "log_threshold": self.threshold,
                 "rejected_by": None if self._rejected is None else self._rejected[0],
                 "series": {source: test.state().as_dict() for source, test in self._tests.items()},
             }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import re
 import threading
 from collections.abc import AsyncIterator, Mapping
@@ -18,6 +19,7 @@ from litellm_canary.config import ConfigError, EvalScoreTrigger
 from litellm_canary.controller import RollbackRecord
 from litellm_canary.decision import Side
 from litellm_canary.eval_sampling import EvalJudge, EvalPipeline, Sample, SampleQueue
+from litellm_canary.evals import mean_log_e_value
 from litellm_canary.fake_upstream import FakeUpstream
 from litellm_canary.outcomes import Outcome
 from tests.helpers import chat_rollout, deployment, started_upstreams, upstream_router
@@ -64,10 +66,10 @@ def test_a_sample_never_shows_its_text() -> None:
 # -- the judge ----------------------------------------------------------------------------------------
 
 
-def test_the_judge_splits_alpha_and_latches_the_first_rejection() -> None:
+def test_the_judge_averages_the_sources_e_values_and_latches_the_first_rejection() -> None:
     rule = EvalScoreTrigger(max_drop=0.05, alpha=0.1, min_samples=5)
     judge = EvalJudge(rule, ("traffic", "golden"))
-    assert judge.alpha_each == pytest.approx(0.05)
+    assert judge.threshold == pytest.approx(math.log(10))  # the full alpha: no split
     assert judge.eval_scores() is None
     judge.add_pairs("golden", [(1.0, 1.0)] * 10)
     healthy = judge.eval_scores()
@@ -81,6 +83,11 @@ def test_the_judge_splits_alpha_and_latches_the_first_rejection() -> None:
             rejected_at = n
             break
     assert rejected_at is not None and rejected_at >= 5
+    status = judge.status()
+    series = [status["series"][source]["statistic"] for source in ("traffic", "golden")]
+    assert status["log_e_value"] == pytest.approx(mean_log_e_value(series))
+    assert status["log_e_value"] >= math.log(10)
+    assert series[1] == 0.0  # golden: canary equal to stable, no bet
     judge.add_pairs("traffic", [(1.0, 1.0)] * 500)  # the e-value falls back; the verdict stays
     latched = judge.eval_scores()
     assert latched is not None and latched.reject and latched.source == "traffic"
@@ -96,7 +103,7 @@ def test_an_equal_canary_never_rejects() -> None:
         judge.add("traffic", "stable", 0.9)
     scores = judge.eval_scores()
     assert scores is not None and not scores.reject and scores.log_e_value is not None
-    assert scores.log_e_value < 0
+    assert scores.log_e_value <= 0
 
 
 def test_the_rule_follows_the_sequential_verdict_not_the_plain_means() -> None:
@@ -468,7 +475,9 @@ async def test_user_feedback_is_its_own_series_and_can_fire_the_rule() -> None:
                 response = await router.acompletion(model="chat", messages=MESSAGES, user=f"u{next(_users)}")
                 ids.setdefault(side, []).append(response.id)
         await offers.wait(60)
-        assert canary.status()["groups"]["chat"]["evals"]["alpha_each"] == pytest.approx(0.025)
+        evals_status = canary.status()["groups"]["chat"]["evals"]
+        assert evals_status["combination"] == "mean_e_value"
+        assert evals_status["log_threshold"] == pytest.approx(math.log(20))  # 2 sources, no alpha split
         for canary_id, stable_id in zip(ids["canary"], ids["stable"], strict=True):
             canary.record_feedback(canary_id, 0.0)  # users hate the canary's answers
             canary.record_feedback(stable_id, 1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,7 @@ async def test_a_canary_failing_the_golden_set_is_rolled_back(
         assert baseline is not None and baseline.side is Side.STABLE and baseline.mean_score == 0.75
         evals = canary.status()["groups"]["chat"]["evals"]
         assert evals["rejected_by"] == "golden" and evals["golden"]["baseline_mean"] == 0.75
-        assert evals["alpha_each"] == 0.05  # golden is the only source
+        assert evals["log_threshold"] == pytest.approx(math.log(20))  # alpha 0.05
         # While rolled back no round runs; the verifier can still replay stable on demand.
         assert await canary.evals.run_golden_round("chat") is None
         after = await replay_golden(canary, "chat", Side.STABLE)
