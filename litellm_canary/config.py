@@ -12,7 +12,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -138,6 +146,16 @@ class EvalsConfig(_Strict):
             ("feedback", self.feedback),
         )
         return tuple(name for name, on in configured if on)
+
+    @field_validator("golden_set")
+    @classmethod
+    def _golden_set_beside_the_config(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        # A relative path in a config file means "next to this file", not "next to wherever the
+        # process was started"; parse_config(..., base_dir=) names the file's folder.
+        base = (info.context or {}).get("base_dir")
+        if path is None or base is None or path.is_absolute():
+            return path
+        return Path(base) / path
 
     @model_validator(mode="after")
     def _scores_something(self) -> EvalsConfig:
@@ -332,14 +350,20 @@ def _describe(error: ValidationError) -> str:
     return "invalid canary config: " + "; ".join(lines)
 
 
-def parse_config(raw: CanaryConfig | Mapping[str, Any]) -> CanaryConfig:
-    """Validate a config mapping (as loaded from YAML or JSON) into a :class:`CanaryConfig`."""
+def parse_config(
+    raw: CanaryConfig | Mapping[str, Any], *, base_dir: str | Path | None = None
+) -> CanaryConfig:
+    """Validate a config mapping (as loaded from YAML or JSON) into a :class:`CanaryConfig`.
+
+    ``base_dir`` is the folder of the file the mapping came from: relative ``evals.golden_set`` paths
+    resolve against it (without it, against the working directory).
+    """
     if isinstance(raw, CanaryConfig):
         return raw
     if not isinstance(raw, Mapping):
         raise ConfigError(f"canary config must be a mapping, got {type(raw).__name__}")
     try:
-        return CanaryConfig.model_validate(dict(raw))
+        return CanaryConfig.model_validate(dict(raw), context={"base_dir": base_dir})
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
 
@@ -365,7 +389,7 @@ def load_config_file(path: str | Path) -> CanaryConfig:
         raise ConfigError(f"config file {file} is not valid {kind}: {first_line}") from None
     if isinstance(data, Mapping) and "litellm_canary" in data:
         data = data["litellm_canary"]
-    return parse_config(data)
+    return parse_config(data, base_dir=file.parent)
 
 
 def validate_against_deployments(config: CanaryConfig, groups: Mapping[str, Sequence[str]]) -> None:
