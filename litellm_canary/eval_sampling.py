@@ -55,6 +55,7 @@ from litellm_canary.decision import Side
 from litellm_canary.evals import (
     Scorer,
     SequentialEvalTest,
+    answer_kind,
     check_score,
     exact_match,
     json_schema_valid,
@@ -354,12 +355,18 @@ class EvalPipeline:
         evals = self.rollouts.get(outcome.model_group)
         if evals is None or evals.scorer is None or evals.runtime.rolled_back:
             return
-        messages = kwargs.get("messages")
-        if not messages or self._rng() >= evals.config.sample_rate:
-            return  # chat completions only: embeddings and the Responses API carry no messages
         full = kwargs.get("complete_streaming_response") or kwargs.get("async_complete_streaming_response")
-        request = {"model": outcome.model_group, "messages": messages}
-        evals.queue.offer(Sample(_side(outcome.side), outcome.deployment_id, request, full or response))
+        answer = full or response
+        # Chat completions and Responses API answers (their output text) are scored; embeddings,
+        # images, audio... have no text answer to score and are never sampled.
+        kind = answer_kind(answer)
+        messages = kwargs.get("messages")
+        if kind is None or not messages or self._rng() >= evals.config.sample_rate:
+            return
+        request: dict[str, Any] = {"model": outcome.model_group, "messages": messages}
+        if kind == "responses" and kwargs.get("input") is not None:
+            request["input"] = kwargs["input"]  # LiteLLM also gives the input as chat messages
+        evals.queue.offer(Sample(_side(outcome.side), outcome.deployment_id, request, answer))
 
     def on_feedback(self, model_group: str, side: Side, deployment_id: str, score: float) -> None:
         """A user feedback score (a :class:`~litellm_canary.feedback.FeedbackBook` listener)."""
