@@ -1,9 +1,9 @@
 """False-rollback rate, power and detection delay of the eval_score rule's sequential test (simulation).
 
-Setup. The test of :class:`litellm_canary.evals.SequentialEvalTest` (testing by betting on paired
-differences, aGRAPA bets) with the default rule (``max_drop`` 0.05, ``alpha`` 0.05, ``min_samples``
-30) watches simulated canaries for ``--hours`` (default 48) at ``--per-minute`` scored samples per
-side per minute (default 1, i.e. 2880 scores per side). Each minute brings one stable and one canary
+Setup. The test of :class:`litellm_canary.evals.SequentialEvalTest` (testing by betting on
+paired differences, predictable plug-in bets) with the default rule (``max_drop`` 0.05, ``alpha``
+0.05, ``min_samples`` 30) watches simulated canaries for ``--hours`` (default 48) at
+``--per-minute`` scored samples per side per minute (default 1, i.e. 2880 scores per side). Each minute brings one stable and one canary
 score per source in either order; the in-process test pairs them in arrival order, so each minute
 closes exactly one pair per source whatever the order, and the pair's closing score is the only look
 that can change the verdict: *every* score is a look. A run stops at its first rejection.
@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from litellm_canary.evals import MAX_BET, PRIOR_SECOND_MOMENT
+from litellm_canary.evals import MAX_BET, PRIOR_VARIANCE, TUNED_PAIRS
 
 Floats = NDArray[np.float64]
 KINDS = ("bernoulli", "beta")
@@ -56,11 +56,21 @@ class BettingPaths:
     """``runs`` independent copies of the betting e-process of ``SequentialEvalTest`` (one per element)."""
 
     def __init__(
-        self, runs: int, max_drop: float, *, max_bet: float = MAX_BET, prior: float = PRIOR_SECOND_MOMENT
+        self,
+        runs: int,
+        max_drop: float,
+        alpha: float,
+        *,
+        tuned_pairs: float = TUNED_PAIRS,
+        max_bet: float = MAX_BET,
+        prior: float = PRIOR_VARIANCE,
     ):
         self.k = 1.0 - max_drop
+        self.threshold = math.log(1.0 / alpha)
+        self.tuned_pairs = tuned_pairs
         self.max_bet = max_bet
         self.prior = prior
+        self.pairs = 0
         self.log_wealth = np.zeros(runs)
         self.bet = np.zeros(runs)
         self.sum_z = np.zeros(runs)
@@ -70,9 +80,13 @@ class BettingPaths:
         """Bet on one pair per run (batch means of stable and canary scores); the new log wealth."""
         z = self.k * stable - canary
         self.log_wealth += np.log1p(self.bet * z)
+        self.pairs += 1
         self.sum_z += z
         self.sum_z2 += z * z
-        self.bet = np.clip(self.sum_z / (self.prior + self.sum_z2), 0.0, self.max_bet)
+        n = self.pairs + 1.0  # evals.plug_in_bet, vectorised
+        variance = (self.prior + self.sum_z2 - self.sum_z * self.sum_z / n) / n
+        bet = np.minimum(np.sqrt(2.0 * self.threshold / (variance * self.tuned_pairs)), self.max_bet)
+        self.bet = np.where(self.sum_z > 0.0, bet, 0.0)
         return self.log_wealth
 
 
@@ -98,7 +112,7 @@ def simulate(
     One source per entry of ``canary_means`` (stable mean 0.8 everywhere); the sources' e-values are
     averaged and tested at ``alpha``.
     """
-    paths = [BettingPaths(runs, max_drop) for _ in canary_means]
+    paths = [BettingPaths(runs, max_drop, alpha) for _ in canary_means]
     threshold = math.log(1.0 / alpha)
     log_n = math.log(len(canary_means))
     detected = np.full(runs, -1, dtype=np.int64)
@@ -206,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     median = statistics.median(detected) if detected else None
     per_hour = 60 * args.per_minute
     result: dict[str, Any] = {
-        "test": "betting (aGRAPA) on paired differences; sources: mean e-value at alpha",
+        "test": "betting (predictable plug-in) on paired differences; sources: mean e-value at alpha",
         "aa_runs": aa_runs,
         "false_rollbacks": false_rollbacks,
         "false_rollback_rate": false_rollbacks / aa_runs,

@@ -139,7 +139,7 @@ class EvalsConfig(_Strict):
 
     @property
     def sources(self) -> tuple[EvalSource, ...]:
-        """The score series the eval_score rule tests, each at ``alpha / len(sources)``."""
+        """The score series the eval_score rule tests (their mean e-value, at ``alpha``)."""
         configured: tuple[tuple[EvalSource, bool], ...] = (
             ("traffic", self.scorer is not None),
             ("golden", self.golden_set is not None),

@@ -4,24 +4,26 @@ This module owns the eval pipeline of a :class:`~litellm_canary.canary.Canary`:
 
 * **sampling** — :meth:`EvalPipeline.offer` is called by the Router glue with every successful
   attempt of a managed group (from LiteLLM's success callback, never inside the request). A
-  ``sample_rate`` fraction of them (canary and stable alike) goes into the rollout's bounded
+  ``sample_rate`` fraction of the chat and Responses API answers (canary and stable alike; an
+  embedding has no text answer and is never sampled) goes into the rollout's bounded
   :class:`SampleQueue`; a full queue drops the sample and counts it. ``offer`` takes one random
   draw and a lock held for a ``deque.append``: it cannot slow a response down, whatever the scorer
   does. Request messages and responses are held in memory until scored, never logged or written;
 * **scoring** — one daemon thread runs its own event loop (so it works the same for sync SDK users,
   asyncio applications and the LiteLLM proxy), takes samples from the queues and awaits the
-  rollout's scorer on each (with a timeout); a scorer error counts as a failed sample, logged by
-  exception type only;
+  rollout's scorer on each (with a timeout; a sync scorer runs in a worker thread, so the timeout
+  holds for it too); a scorer error counts as a failed sample, logged by exception type only;
 * **golden rounds** — on the same loop, every ``golden_interval_s`` (and once at start), the golden
   set is replayed against both sides (:mod:`litellm_canary.golden`); the last stable result is kept
   as the baseline for post-rollback verification;
-* **judgement** — per rollout, one :class:`~litellm_canary.evals.SequentialEvalTest` per score
-  source (``traffic``, ``golden``), each at ``alpha / sources`` so that the false-alarm rate of the
-  rule stays at most ``alpha`` (union bound). Sources are not pooled: canary and stable get sampled
-  traffic at very different rates, so a pooled side mean would weigh golden and traffic scores
-  differently on each side. Golden scores are fed as canary/stable pairs per case, so each case's
-  difficulty cancels. The first rejection is latched until re-arm (Ville's inequality bounds the
-  first crossing), and the verdict is pushed into the rollout's
+* **judgement** — per rollout, one :class:`~litellm_canary.evals.SequentialEvalTest` (a betting
+  e-process) per score source (``traffic``, ``golden``, ``feedback``); the rule rejects when the
+  mean of their e-values reaches ``1 / alpha`` (:class:`EvalJudge`), which keeps the false-alarm
+  rate at most ``alpha`` without splitting it. Scores are not pooled across sources: canary and
+  stable get sampled traffic at very different rates, so a pooled side mean would weigh golden and
+  traffic scores differently on each side. Golden scores are fed as canary/stable pairs per case, so
+  each case's difficulty cancels. The first rejection is latched until re-arm (Ville's inequality
+  bounds the first crossing), and the verdict is pushed into the rollout's
   :class:`~litellm_canary.triggers.RolloutMonitor`, where the ``eval_score`` rule fires exactly when
   it rejects.
 

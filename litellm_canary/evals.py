@@ -358,20 +358,42 @@ class EvalVerdict:
 
 #: Default cap on the bet: the fraction of wealth staked on one pair is in ``[0, MAX_BET]``.
 MAX_BET = 0.5
-#: Default prior second moment of a pair's difference (the worst-case variance of a [0, 1] score).
-PRIOR_SECOND_MOMENT = 0.25
+#: Default prior variance of a pair's difference (the worst-case variance of a [0, 1] score).
+PRIOR_VARIANCE = 0.25
+#: Default number of pairs the bet is tuned for (see :func:`plug_in_bet`).
+TUNED_PAIRS = 1500.0
 
 
-def agrapa_bet(
-    sum_z: float, sum_z2: float, *, max_bet: float = MAX_BET, prior: float = PRIOR_SECOND_MOMENT
+def plug_in_bet(
+    pairs: int,
+    sum_z: float,
+    sum_z2: float,
+    *,
+    threshold: float,
+    tuned_pairs: float = TUNED_PAIRS,
+    max_bet: float = MAX_BET,
+    prior: float = PRIOR_VARIANCE,
 ) -> float:
-    """The bet on the next pair from the pairs so far (aGRAPA of Waudby-Smith & Ramdas 2023).
+    """The stake on the next pair, from the ``pairs`` pairs so far (their sum and sum of squares).
 
-    The Kelly-optimal fraction for a difference ``Z`` with mean ``m`` and second moment ``s`` is about
-    ``m / s``; both are estimated from the past pairs, shrunk towards ``0`` and ``prior`` by one
-    pseudo-pair, and the result is clipped to ``[0, max_bet]`` (never bet on the canary being better).
+    The predictable plug-in bet of Waudby-Smith & Ramdas (2023), for a one-sided test:
+    ``lambda = sqrt(2 threshold / (var * tuned_pairs))`` with ``var`` the empirical variance of the
+    past differences (shrunk towards ``prior`` by one pseudo-pair), capped at ``max_bet``, and 0 while
+    the past differences do not say the canary is behind (sum <= 0). It is the stake that makes the
+    wealth reach ``exp(threshold)`` around ``tuned_pairs`` pairs for the smallest drift detectable
+    there, scaled by the scores' actual spread: a low-variance score gets a larger stake.
+
+    Why not the Kelly-like aGRAPA bet (``mean / second moment``, same paper): learning the mean's
+    size from few pairs overbets early and pays for it; in the benchmark (10 % drop, 2880 pass/fail
+    scores per side at 0.8) aGRAPA found 76 % of bad canaries, this bet 92 % (an oracle that knows
+    the true distributions: 92-93 %). aGRAPA is faster for large drops (20 %: median 182 pass/fail
+    samples against 287 here).
     """
-    return min(max(sum_z / (prior + sum_z2), 0.0), max_bet)
+    if sum_z <= 0.0:
+        return 0.0
+    n = pairs + 1.0
+    variance = (prior + sum_z2 - sum_z * sum_z / n) / n
+    return min(math.sqrt(2.0 * threshold / (variance * tuned_pairs)), max_bet)
 
 
 class SequentialEvalTest:
@@ -391,9 +413,9 @@ class SequentialEvalTest:
       since the last pair, so no score is thrown away and nothing is buffered;
     * *the bet* — the pair's difference ``Z = k * stable_batch_mean - canary_batch_mean`` is in
       ``[-1, k]``. Before the pair is seen a fraction ``lambda`` in ``[0, max_bet]`` is fixed from the
-      *previous* pairs only (:func:`agrapa_bet`), and the wealth is multiplied by ``1 + lambda Z``;
-      the statistic is ``log K = sum log(1 + lambda_i Z_i)``. The bet tracks ``mean / second moment``
-      of the actual differences, so it adapts to the scores' real variance (Bernoulli(0.8): 0.16,
+      *previous* pairs only (:func:`plug_in_bet`), and the wealth is multiplied by ``1 + lambda Z``;
+      the statistic is ``log K = sum log(1 + lambda_i Z_i)``. The stake scales with ``1 / sd`` of the
+      actual differences, so the test adapts to the scores' real variance (Bernoulli(0.8): 0.16,
       Beta(4, 1): 0.027) instead of paying for the [0, 1] worst case 1/4.
 
     **Proof sketch (false-rollback bound)** — let ``F_i`` be everything seen before pair ``i`` closes
@@ -424,7 +446,8 @@ class SequentialEvalTest:
         min_samples: int,
         *,
         max_bet: float = MAX_BET,
-        prior: float = PRIOR_SECOND_MOMENT,
+        prior: float = PRIOR_VARIANCE,
+        tuned_pairs: float = TUNED_PAIRS,
     ) -> None:
         if isinstance(max_drop, bool) or not isinstance(max_drop, int | float) or not 0 < max_drop < 1:
             raise ValueError(f"max_drop must be in (0, 1), got {max_drop!r}")
@@ -436,11 +459,14 @@ class SequentialEvalTest:
             raise ValueError(f"max_bet must be in (0, 1), got {max_bet!r}")
         if isinstance(prior, bool) or not isinstance(prior, int | float) or not prior > 0:
             raise ValueError(f"prior must be > 0, got {prior!r}")
+        if isinstance(tuned_pairs, bool) or not isinstance(tuned_pairs, int | float) or not tuned_pairs > 0:
+            raise ValueError(f"tuned_pairs must be > 0, got {tuned_pairs!r}")
         self.max_drop = float(max_drop)
         self.alpha = float(alpha)
         self.min_samples = min_samples
         self.max_bet = float(max_bet)
         self.prior = float(prior)
+        self.tuned_pairs = float(tuned_pairs)
         self._k = 1.0 - self.max_drop
         self.threshold = math.log(1.0 / self.alpha)
         self.reset()
@@ -496,7 +522,15 @@ class SequentialEvalTest:
         self._pairs += 1
         self._sum_z += z
         self._sum_z2 += z * z
-        self._bet = agrapa_bet(self._sum_z, self._sum_z2, max_bet=self.max_bet, prior=self.prior)
+        self._bet = plug_in_bet(
+            self._pairs,
+            self._sum_z,
+            self._sum_z2,
+            threshold=self.threshold,
+            tuned_pairs=self.tuned_pairs,
+            max_bet=self.max_bet,
+            prior=self.prior,
+        )
 
     def add_many(self, side: EvalSide, scores: Any) -> None:
         """``add`` each score of the iterable ``scores`` in turn (each one is a look)."""
@@ -553,13 +587,13 @@ __all__ = [
     "EvalVerdict",
     "Scorer",
     "SequentialEvalTest",
-    "agrapa_bet",
     "answer_kind",
     "check_score",
     "exact_match",
     "json_schema_valid",
     "load_scorer",
     "mean_log_e_value",
+    "plug_in_bet",
     "reference_similarity",
     "regex_match",
     "response_text",

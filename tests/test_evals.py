@@ -20,12 +20,12 @@ from litellm_canary.evals import (
     MAX_BET,
     EvalVerdict,
     SequentialEvalTest,
-    agrapa_bet,
     check_score,
     exact_match,
     json_schema_valid,
     load_scorer,
     mean_log_e_value,
+    plug_in_bet,
     reference_similarity,
     regex_match,
     response_text,
@@ -241,23 +241,38 @@ def test_unequal_rates_pair_each_batch_mean_with_the_other_side() -> None:
     test.add("canary", 0.0)
     verdict = test.state()
     assert verdict.effective_pairs == 2.0
-    # the second bet is aGRAPA's after one pair with Z = 0.95: 0.95 / (0.25 + 0.95^2), capped at 0.5
-    assert verdict.statistic == pytest.approx(math.log1p(0.5 * 0.95))
+    # the second pair (Z = 0.95) was bet on with the stake fixed after the first
+    bet = plug_in_bet(1, 0.95, 0.95**2, threshold=math.log(20))
+    assert bet > 0 and verdict.statistic == pytest.approx(math.log1p(bet * 0.95))
 
 
-def test_bets_follow_agrapa_and_are_fixed_before_the_pair() -> None:
+def test_bets_are_fixed_before_the_pair_from_the_past_pairs_only() -> None:
     rng = random.Random(11)
     test = SequentialEvalTest(max_drop=0.1, alpha=0.05, min_samples=1)
     log_wealth = sum_z = sum_z2 = 0.0
-    for _ in range(300):
+    bets = []
+    for pairs in range(300):
         stable, canary = rng.random(), rng.random() * 0.9
-        bet = agrapa_bet(sum_z, sum_z2)  # from the past pairs only
+        bet = plug_in_bet(pairs, sum_z, sum_z2, threshold=math.log(20))  # from the past pairs only
+        bets.append(bet)
         feed(test, stable, canary)
         z = 0.9 * stable - canary
         log_wealth += math.log1p(bet * z)
         sum_z, sum_z2 = sum_z + z, sum_z2 + z * z
         assert test.state().statistic == pytest.approx(log_wealth)
         assert 0.0 <= bet <= MAX_BET
+    assert bets[0] == 0.0 and max(bets) > 0.0
+
+
+def test_the_bet_is_zero_unless_the_canary_is_behind_and_grows_as_the_spread_shrinks() -> None:
+    threshold = math.log(20)
+    assert plug_in_bet(10, -0.5, 3.0, threshold=threshold) == 0.0
+    assert plug_in_bet(10, 0.0, 3.0, threshold=threshold) == 0.0
+    wide = plug_in_bet(1000, 40.0, 350.0, threshold=threshold)  # pass/fail-like spread
+    narrow = plug_in_bet(1000, 40.0, 70.0, threshold=threshold)  # graded-score spread
+    assert 0.0 < wide < narrow <= MAX_BET
+    assert wide == pytest.approx(math.sqrt(2 * threshold / ((0.25 + 350 - 1600 / 1001) / 1001 * 1500)))
+    assert plug_in_bet(1000, 950.0, 902.5, threshold=threshold) == MAX_BET  # no spread: the cap
 
 
 def test_benchmark_simulator_is_the_same_arithmetic_as_the_test() -> None:
@@ -274,7 +289,7 @@ def test_benchmark_simulator_is_the_same_arithmetic_as_the_test() -> None:
     runs, pairs = 4, 400
     stable = (rng.random((pairs, runs)) < 0.8).astype(float)
     canary = rng.random((pairs, runs)) ** 0.5
-    paths = eval_sequential.BettingPaths(runs, 0.05)
+    paths = eval_sequential.BettingPaths(runs, 0.05, 0.05)
     tests = [SequentialEvalTest(0.05, 0.05, 1) for _ in range(runs)]
     for t in range(pairs):
         logs = paths.pair(stable[t], canary[t])
@@ -406,6 +421,7 @@ def test_add_validates(side: Any, score: Any, message: str) -> None:
         ({"max_bet": 0}, "max_bet"),
         ({"max_bet": 1.0}, "max_bet"),
         ({"prior": 0}, "prior"),
+        ({"tuned_pairs": 0}, "tuned_pairs"),
     ],
 )
 def test_constructor_validates(kwargs: dict[str, Any], message: str) -> None:
