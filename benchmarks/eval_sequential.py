@@ -3,10 +3,11 @@
 Setup. The test of :class:`litellm_canary.evals.SequentialEvalTest` (testing by betting on
 paired differences, predictable plug-in bets) with the default rule (``max_drop`` 0.05, ``alpha``
 0.05, ``min_samples`` 30) watches simulated canaries for ``--hours`` (default 48) at
-``--per-minute`` scored samples per side per minute (default 1, i.e. 2880 scores per side). Each minute brings one stable and one canary
-score per source in either order; the in-process test pairs them in arrival order, so each minute
-closes exactly one pair per source whatever the order, and the pair's closing score is the only look
-that can change the verdict: *every* score is a look. A run stops at its first rejection.
+``--per-minute`` scored samples per side per minute (default 1, i.e. 2880 scores per side). Each
+minute brings one stable and one canary score per source in either order; the in-process test pairs
+them in arrival order, so each minute closes exactly one pair per source whatever the order, and
+the pair's closing score is the only look that can change the verdict: *every* score is a look. A
+run stops at its first rejection.
 
 The simulation is numpy-vectorised over runs (:class:`BettingPaths` is the same arithmetic as
 ``SequentialEvalTest``, one array element per run; ``tests/test_evals.py`` checks they agree score for
