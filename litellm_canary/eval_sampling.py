@@ -357,13 +357,15 @@ class EvalPipeline:
         evals = self.rollouts.get(outcome.model_group)
         if evals is None or evals.scorer is None or evals.runtime.rolled_back:
             return
+        messages = kwargs.get("messages")
+        if not messages or self._rng() >= evals.config.sample_rate:
+            return
         full = kwargs.get("complete_streaming_response") or kwargs.get("async_complete_streaming_response")
         answer = full or response
         # Chat completions and Responses API answers (their output text) are scored; embeddings,
         # images, audio... have no text answer to score and are never sampled.
         kind = answer_kind(answer)
-        messages = kwargs.get("messages")
-        if kind is None or not messages or self._rng() >= evals.config.sample_rate:
+        if kind is None:
             return
         request: dict[str, Any] = {"model": outcome.model_group, "messages": messages}
         if kind == "responses" and kwargs.get("input") is not None:
