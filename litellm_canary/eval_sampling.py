@@ -243,7 +243,14 @@ class EvalJudge:
                 "log_e_value": self._combined(),
                 "log_threshold": self.threshold,
                 "rejected_by": None if self._rejected is None else self._rejected[0],
-                "series": {source: test.state().as_dict() for source, test in self._tests.items()},
+                # Per source: means, counts, log e-value, pairs. No per-source verdict: only the
+                # mean e-value above decides, and a source past 1/alpha alone may not carry it.
+                "series": {
+                    source: {
+                        k: v for k, v in test.state().as_dict().items() if k not in ("reject", "threshold")
+                    }
+                    for source, test in self._tests.items()
+                },
             }
 
     def reset(self) -> None:

@@ -97,6 +97,25 @@ def test_the_judge_averages_the_sources_e_values_and_latches_the_first_rejection
     assert judge.eval_scores() is None and judge.status()["rejected_by"] is None
 
 
+def test_one_source_past_1_over_alpha_alone_does_not_reject_or_say_so() -> None:
+    rule = EvalScoreTrigger(max_drop=0.05, alpha=0.05, min_samples=5)
+    judge = EvalJudge(rule, ("traffic", "golden"))
+    judge.add_pairs("golden", [(1.0, 1.0)] * 10)  # golden: no evidence, e-value 1
+    while judge.status()["series"]["traffic"]["statistic"] < math.log(20):
+        judge.add_pairs("traffic", [(0.0, 1.0)])  # each pair adds at most log(1 + 0.5 * 0.95) = 0.39
+    status = judge.status()
+    traffic = status["series"]["traffic"]["statistic"]
+    # traffic alone is past log(1/alpha), but the mean (e^traffic + 1) / 2 is not yet at 1/alpha = 20
+    assert math.log(20) <= traffic < math.log(39)
+    assert status["log_e_value"] == pytest.approx(mean_log_e_value([traffic, 0.0]))
+    assert status["log_e_value"] < math.log(20)
+    scores = judge.eval_scores()
+    assert scores is not None and scores.reject is False and status["rejected_by"] is None
+    assert "reject" not in status["series"]["traffic"]  # only the mean e-value decides, and says so
+    judge.add_pairs("traffic", [(0.0, 1.0)] * 3)
+    assert judge.status()["rejected_by"] == "traffic"
+
+
 def test_an_equal_canary_never_rejects() -> None:
     judge = EvalJudge(EvalScoreTrigger(min_samples=1), ("traffic",))
     for _ in range(2000):
