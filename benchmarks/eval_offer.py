@@ -30,6 +30,8 @@ from litellm_canary.outcomes import Outcome
 from litellm_canary.pins import RolloutPins
 
 MESSAGES = [{"role": "user", "content": "what is 2+2?"}]
+# A chat completion's shape: only answers with text (chat, Responses API) are sampled.
+ANSWER = {"choices": [{"message": {"role": "assistant", "content": "The answer is 4."}}]}
 
 
 def pipeline(sample_rate: float, queue_size: int) -> EvalPipeline:
@@ -69,7 +71,7 @@ def per_call_ns(
     for _ in range(repeats):
         started = time.perf_counter_ns()
         for i in range(calls):
-            call(outcome, kwargs, "The answer is 4.")
+            call(outcome, kwargs, ANSWER)
             if i % 1000 == 999:
                 drain()
         rounds.append((time.perf_counter_ns() - started) / calls)

@@ -223,8 +223,8 @@ def _ttft_rules(w: str) -> list[dict[str, Any]]:
 
 
 def _eval_rules() -> list[dict[str, Any]]:
-    # Replicas test disjoint samples, and a product of independent e-processes is an e-process: the
-    # sum of their log e-values is tested against the same log(sources / alpha) as each one.
+    # Replicas test disjoint samples, and a product of independent e-processes is an e-process: per
+    # source, the sum of the replicas' log e-values is the source's log e-value (see _eval_alert).
     return [
         _record(_EVAL_LOG_E, f"sum by (model_group, source) ({EVAL_LOG_E_METRIC})"),
         _record(_EVAL_SAMPLES, f"sum by (model_group, side, source) ({EVAL_SAMPLES_METRIC})"),
@@ -385,24 +385,28 @@ def _ttft_alert(rollout: Rollout, rule: TtftP99Trigger, w: str) -> dict[str, Any
 
 
 def _eval_alert(rollout: Rollout, rule: EvalScoreTrigger, sources: int) -> dict[str, Any]:
+    # The in-process EvalJudge: the mean of the sources' e-values (a source with no series yet has
+    # e-value 1) reaches 1/alpha while some source has min_samples scores on each side. Per source,
+    # replicas' log e-values are summed first (the recording rule): a product of e-processes on
+    # disjoint samples is an e-process.
     g = rollout.model_group
     n = rule.min_samples
-    threshold = math.log(sources / rule.alpha)  # SequentialEvalTest at alpha / sources
+    threshold = math.log(1.0 / rule.alpha)
+    log_e = _sel(_EVAL_LOG_E, model_group=g)
     expr = (
-        f"{_sel(_EVAL_LOG_E, model_group=g)} >= {_num(threshold)}\n"
-        f"and on(model_group, source)\n"
-        f"{_sel(_EVAL_SAMPLES, model_group=g, side='canary')} >= {n}\n"
-        f"and on(model_group, source)\n"
-        f"{_sel(_EVAL_SAMPLES, model_group=g, side='stable')} >= {n}"
+        f"ln(\n  (sum by (model_group) (exp({log_e})) + ({sources} - count by (model_group) ({log_e})))\n"
+        f"  / {sources}\n) >= {_num(threshold)}\n"
+        f"and on(model_group)\n"
+        f"max by (model_group) (min by (model_group, source) ({_sel(_EVAL_SAMPLES, model_group=g)})) >= {n}"
     )
     summary = (
-        f"{_WHO}: {{{{ $labels.source }}}} eval scores are more than {_pct(rule.max_drop)} below "
-        f'stable\'s (log e-value {{{{ $value | printf "%.4g" }}}} >= {threshold:.4g})'
+        f"{_WHO}: eval scores are more than {_pct(rule.max_drop)} below stable's "
+        f'(log mean e-value {{{{ $value | printf "%.4g" }}}} >= {threshold:.4g})'
     )
     description = (
-        f"eval_score rule: the always-valid sequential test of one score source (summed over replicas) "
-        f"rejects 'canary within {rule.max_drop:g} of stable' at alpha {rule.alpha:g} / {sources} "
-        f"source(s), with at least {n} scores on each side; fires at once. {_FOOTER}"
+        f"eval_score rule: the mean of the always-valid sequential tests' e-values over {sources} score "
+        f"source(s) (each summed over replicas) rejects 'canary within {rule.max_drop:g} of stable' at "
+        f"alpha {rule.alpha:g}, with some source at {n} scores or more on each side; fires at once. {_FOOTER}"
     )
     return _alert("eval_score", rollout, expr, None, summary, description)
 

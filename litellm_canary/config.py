@@ -14,7 +14,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -165,7 +173,7 @@ class EvalsConfig(_Strict):
 
     @property
     def sources(self) -> tuple[EvalSource, ...]:
-        """The score series the eval_score rule tests, each at ``alpha / len(sources)``."""
+        """The score series the eval_score rule tests (their mean e-value, at ``alpha``)."""
         configured: tuple[tuple[EvalSource, bool], ...] = (
             ("traffic", self.scorer is not None),
             ("golden", self.golden_set is not None),
@@ -175,10 +183,15 @@ class EvalsConfig(_Strict):
 
     @field_validator("golden_set")
     @classmethod
-    def _no_nul(cls, path: Path | None) -> Path | None:
+    def _golden_set_beside_the_config(cls, path: Path | None, info: ValidationInfo) -> Path | None:
         if path is not None and "\x00" in str(path):
             raise ValueError(f"{str(path)!r} contains a NUL byte")
-        return path
+        # A relative path in a config file means "next to this file", not "next to wherever the
+        # process was started"; parse_config(..., base_dir=) names the file's folder.
+        base = (info.context or {}).get("base_dir")
+        if path is None or base is None or path.is_absolute():
+            return path
+        return Path(base) / path
 
     @model_validator(mode="after")
     def _scores_something(self) -> EvalsConfig:
@@ -406,14 +419,20 @@ def _describe(error: ValidationError) -> str:
     return "invalid canary config: " + "; ".join(lines)
 
 
-def parse_config(raw: CanaryConfig | Mapping[str, Any]) -> CanaryConfig:
-    """Validate a config mapping (as loaded from YAML or JSON) into a :class:`CanaryConfig`."""
+def parse_config(
+    raw: CanaryConfig | Mapping[str, Any], *, base_dir: str | Path | None = None
+) -> CanaryConfig:
+    """Validate a config mapping (as loaded from YAML or JSON) into a :class:`CanaryConfig`.
+
+    ``base_dir`` is the folder of the file the mapping came from: relative ``evals.golden_set`` paths
+    resolve against it (without it, against the working directory).
+    """
     if isinstance(raw, CanaryConfig):
         return raw
     if not isinstance(raw, Mapping):
         raise ConfigError(f"canary config must be a mapping, got {type(raw).__name__}")
     try:
-        return CanaryConfig.model_validate(dict(raw))
+        return CanaryConfig.model_validate(dict(raw), context={"base_dir": base_dir})
     except ValidationError as error:
         raise ConfigError(_describe(error)) from None
 
@@ -422,14 +441,15 @@ def load_config_file(path: str | Path, *, check_model_list: bool = False) -> Can
     """Read a canary config from a YAML or JSON file. A LiteLLM proxy ``config.yaml`` whose
     ``litellm_canary`` key holds the canary config is accepted too; with ``check_model_list`` its
     rollouts are checked against that file's ``model_list`` (see :func:`checkable_model_list`)."""
-    data = _read_document(Path(path))
+    file = Path(path)
+    data = _read_document(file)
     if isinstance(data, Mapping) and "litellm_canary" in data:
-        config = parse_config(data["litellm_canary"])
+        config = parse_config(data["litellm_canary"], base_dir=file.parent)
         model_list = checkable_model_list(data) if check_model_list else None
         if model_list is not None:
             validate_against_model_list(config, model_list)
         return config
-    return parse_config(data)
+    return parse_config(data, base_dir=file.parent)
 
 
 def _read_document(file: Path) -> Any:

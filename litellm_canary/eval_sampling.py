@@ -4,24 +4,26 @@ This module owns the eval pipeline of a :class:`~litellm_canary.canary.Canary`:
 
 * **sampling** — :meth:`EvalPipeline.offer` is called by the Router glue with every successful
   attempt of a managed group (from LiteLLM's success callback, never inside the request). A
-  ``sample_rate`` fraction of them (canary and stable alike) goes into the rollout's bounded
+  ``sample_rate`` fraction of the chat and Responses API answers (canary and stable alike; an
+  embedding has no text answer and is never sampled) goes into the rollout's bounded
   :class:`SampleQueue`; a full queue drops the sample and counts it. ``offer`` takes one random
   draw and a lock held for a ``deque.append``: it cannot slow a response down, whatever the scorer
   does. Request messages and responses are held in memory until scored, never logged or written;
 * **scoring** — one daemon thread runs its own event loop (so it works the same for sync SDK users,
   asyncio applications and the LiteLLM proxy), takes samples from the queues and awaits the
-  rollout's scorer on each (with a timeout); a scorer error counts as a failed sample, logged by
-  exception type only;
+  rollout's scorer on each (with a timeout; a sync scorer runs in a worker thread, so the timeout
+  holds for it too); a scorer error counts as a failed sample, logged by exception type only;
 * **golden rounds** — on the same loop, every ``golden_interval_s`` (and once at start), the golden
   set is replayed against both sides (:mod:`litellm_canary.golden`); the last stable result is kept
   as the baseline for post-rollback verification;
-* **judgement** — per rollout, one :class:`~litellm_canary.evals.SequentialEvalTest` per score
-  source (``traffic``, ``golden``), each at ``alpha / sources`` so that the false-alarm rate of the
-  rule stays at most ``alpha`` (union bound). Sources are not pooled: canary and stable get sampled
-  traffic at very different rates, so a pooled side mean would weigh golden and traffic scores
-  differently on each side. Golden scores are fed as canary/stable pairs per case, so each case's
-  difficulty cancels. The first rejection is latched until re-arm (Ville's inequality bounds the
-  first crossing), and the verdict is pushed into the rollout's
+* **judgement** — per rollout, one :class:`~litellm_canary.evals.SequentialEvalTest` (a betting
+  e-process) per score source (``traffic``, ``golden``, ``feedback``); the rule rejects when the
+  mean of their e-values reaches ``1 / alpha`` (:class:`EvalJudge`), which keeps the false-alarm
+  rate at most ``alpha`` without splitting it. Scores are not pooled across sources: canary and
+  stable get sampled traffic at very different rates, so a pooled side mean would weigh golden and
+  traffic scores differently on each side. Golden scores are fed as canary/stable pairs per case, so
+  each case's difficulty cancels. The first rejection is latched until re-arm (Ville's inequality
+  bounds the first crossing), and the verdict is pushed into the rollout's
   :class:`~litellm_canary.triggers.RolloutMonitor`, where the ``eval_score`` rule fires exactly when
   it rejects.
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import threading
 from collections import Counter, deque
@@ -54,10 +57,12 @@ from litellm_canary.decision import Side
 from litellm_canary.evals import (
     Scorer,
     SequentialEvalTest,
+    answer_kind,
     check_score,
     exact_match,
     json_schema_valid,
     load_scorer,
+    mean_log_e_value,
     reference_similarity,
     regex_match,
 )
@@ -149,8 +154,19 @@ class SampleQueue:
 class EvalJudge:
     """The sequential tests of one rollout, one per score source, and the rule's verdict.
 
-    Thread-safe. Each source's test runs at ``alpha / len(sources)``; :meth:`eval_scores` summarises
-    the source closest to rejecting (or the one that rejected, latched) for the monitor.
+    Thread-safe. Each source has its own :class:`~litellm_canary.evals.SequentialEvalTest` (a betting
+    e-process); the rule rejects when the **average of the sources' e-values** reaches ``1 / alpha``
+    (:func:`~litellm_canary.evals.mean_log_e_value`) while at least one source has ``min_samples``
+    scores on each side. Why the average and not ``alpha / sources`` per source (the union bound the
+    first version used): the average of e-processes on one filtration is itself an e-process, so
+    Ville's inequality bounds its first crossing at the full ``alpha`` whatever the dependence
+    between sources; and ``mean(E) >= 1/alpha`` holds whenever some ``E_i >= sources/alpha``, so it
+    rejects at least as often as the union bound, and earlier when several sources see the drop. The
+    product of the sources' e-values would grow faster when every source sees the drop, but it pays
+    for every source that does not (its bets lose a little), which the average does not.
+
+    :meth:`eval_scores` reports the source with the largest e-value (the one that drives the
+    verdict) with the combined ``log_e_value`` and ``log(1 / alpha)``; a rejection is latched.
     """
 
     def __init__(self, rule: EvalScoreTrigger, sources: tuple[Source, ...]) -> None:
@@ -158,9 +174,9 @@ class EvalJudge:
             raise ValueError("an EvalJudge needs at least one score source")
         self.rule = rule
         self.sources = sources
-        self.alpha_each = rule.alpha / len(sources)
+        self.threshold = math.log(1.0 / rule.alpha)
         self._tests = {
-            source: SequentialEvalTest(rule.max_drop, self.alpha_each, rule.min_samples) for source in sources
+            source: SequentialEvalTest(rule.max_drop, rule.alpha, rule.min_samples) for source in sources
         }
         self._lock = threading.Lock()
         self._rejected: tuple[Source, EvalScores] | None = None
@@ -168,7 +184,7 @@ class EvalJudge:
     def add(self, source: Source, side: Literal["stable", "canary"], score: float) -> None:
         with self._lock:
             self._tests[source].add(side, score)
-            self._latch(source)
+            self._latch()
 
     def add_pairs(self, source: Source, pairs: list[tuple[float, float]]) -> None:
         """``(canary, stable)`` score pairs, each added canary first so that the test pairs them."""
@@ -177,22 +193,34 @@ class EvalJudge:
             for canary, stable in pairs:
                 test.add("canary", canary)
                 test.add("stable", stable)
-                self._latch(source)
+                self._latch()
 
-    def _latch(self, source: Source) -> None:
-        if self._rejected is None and self._tests[source].rejected:
-            self._rejected = (source, self._summary(source))
+    def _has_scores(self, source: Source) -> bool:
+        verdict = self._tests[source].state()
+        return bool(verdict.canary_samples or verdict.stable_samples)
 
-    def _summary(self, source: Source) -> EvalScores:
+    def _combined(self) -> float:
+        return mean_log_e_value(test.log_e_value() for test in self._tests.values())
+
+    def _latch(self) -> None:
+        if self._rejected is not None:
+            return
+        ready = [s for s in self.sources if self._tests[s].ready]
+        if ready and self._combined() >= self.threshold:
+            # reported: the ready source with the most evidence (the rule checks its sample counts)
+            top = max(ready, key=lambda s: self._tests[s].log_e_value())
+            self._rejected = (top, self._summary(top, reject=True))
+
+    def _summary(self, source: Source, *, reject: bool) -> EvalScores:
         verdict = self._tests[source].state()
         return EvalScores(
             canary_mean=verdict.canary_mean or 0.0,
             canary_samples=verdict.canary_samples,
             stable_mean=verdict.stable_mean or 0.0,
             stable_samples=verdict.stable_samples,
-            reject=verdict.reject,
-            log_e_value=verdict.statistic,
-            log_threshold=verdict.threshold,
+            reject=reject,
+            log_e_value=self._combined(),
+            log_threshold=self.threshold,
             source=source,
         )
 
@@ -201,21 +229,28 @@ class EvalJudge:
         with self._lock:
             if self._rejected is not None:
                 return self._rejected[1]
-            summaries = [self._summary(s) for s in self.sources]
-            scored = [s for s in summaries if s.canary_samples or s.stable_samples]
+            scored = [s for s in self.sources if self._has_scores(s)]
             if not scored:
                 return None
-            ready = [s for s in scored if min(s.canary_samples, s.stable_samples) >= self.rule.min_samples]
-            return max(
-                ready or scored, key=lambda s: (s.log_e_value or 0.0, s.canary_samples + s.stable_samples)
-            )
+            ready = [s for s in scored if self._tests[s].ready]
+            top = max(ready or scored, key=lambda s: self._tests[s].log_e_value())
+            return self._summary(top, reject=False)
 
     def status(self) -> dict[str, Any]:
         with self._lock:
             return {
-                "alpha_each": self.alpha_each,
+                "combination": "mean_e_value",
+                "log_e_value": self._combined(),
+                "log_threshold": self.threshold,
                 "rejected_by": None if self._rejected is None else self._rejected[0],
-                "series": {source: test.state().as_dict() for source, test in self._tests.items()},
+                # Per source: means, counts, log e-value, pairs. No per-source verdict: only the
+                # mean e-value above decides, and a source past 1/alpha alone may not carry it.
+                "series": {
+                    source: {
+                        k: v for k, v in test.state().as_dict().items() if k not in ("reject", "threshold")
+                    }
+                    for source, test in self._tests.items()
+                },
             }
 
     def reset(self) -> None:
@@ -331,10 +366,18 @@ class EvalPipeline:
             return
         messages = kwargs.get("messages")
         if not messages or self._rng() >= evals.config.sample_rate:
-            return  # chat completions only: embeddings and the Responses API carry no messages
+            return
         full = kwargs.get("complete_streaming_response") or kwargs.get("async_complete_streaming_response")
-        request = {"model": outcome.model_group, "messages": messages}
-        evals.queue.offer(Sample(_side(outcome.side), outcome.deployment_id, request, full or response))
+        answer = full or response
+        # Chat completions and Responses API answers (their output text) are scored; embeddings,
+        # images, audio... have no text answer to score and are never sampled.
+        kind = answer_kind(answer)
+        if kind is None:
+            return
+        request: dict[str, Any] = {"model": outcome.model_group, "messages": messages}
+        if kind == "responses" and kwargs.get("input") is not None:
+            request["input"] = kwargs["input"]  # LiteLLM also gives the input as chat messages
+        evals.queue.offer(Sample(_side(outcome.side), outcome.deployment_id, request, answer))
 
     def on_feedback(self, model_group: str, side: Side, deployment_id: str, score: float) -> None:
         """A user feedback score (a :class:`~litellm_canary.feedback.FeedbackBook` listener)."""

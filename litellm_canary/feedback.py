@@ -10,7 +10,9 @@ score for the same response replaces the first.
 Per side (and deployment) the book keeps count, sum and mean since the rollout was (re-)armed; they
 appear in ``status()`` and in metrics, and :meth:`FeedbackBook.scores` summarises them as
 :class:`~litellm_canary.triggers.EvalScores` (``source="feedback"``) for the ``eval_score`` rule.
-Listeners (``add_listener``) receive each accepted score, e.g. to feed a sequential test.
+Listeners (``add_listener``) receive each response's *first* accepted score, e.g. to feed a
+sequential test: a replacement changes the tallies but is not new evidence (one response, one
+observation), so a listener never counts a response twice.
 """
 
 from __future__ import annotations
@@ -87,7 +89,12 @@ class FeedbackBook:
         self.unknown = 0  # feedback for unknown or expired response ids
 
     def add_listener(self, listener: Callable[[str, Side, str, float], None]) -> None:
-        """Call ``listener(model_group, side, deployment_id, score)`` for every accepted score."""
+        """Call ``listener(model_group, side, deployment_id, score)`` for each response's first score.
+
+        A replacement score is not passed on: a sequential test fed by the listener has already
+        counted the response once (and bet on that score), and counting it again would be evidence
+        counted twice.
+        """
         self._listeners.append(listener)
 
     # -- inputs ----------------------------------------------------------------------------------
@@ -125,7 +132,7 @@ class FeedbackBook:
                     tally[1] += value
                 else:
                     tally[1] += value - previous
-        for listener in self._listeners:
+        for listener in self._listeners if previous is None else ():
             try:
                 listener(served.model_group, served.side, served.deployment_id, value)
             except Exception:

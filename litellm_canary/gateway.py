@@ -76,7 +76,10 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
         field = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"{file}: gateway.{field}: {first['msg']}") from None
     return GatewayConfig(
-        list(model_list), dict(router_settings), parse_config(data["litellm_canary"]), gateway
+        list(model_list),
+        dict(router_settings),
+        parse_config(data["litellm_canary"], base_dir=Path(file).parent),
+        gateway,
     )
 
 

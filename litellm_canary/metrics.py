@@ -462,7 +462,7 @@ def _eval_families(status: dict[str, Any] | None) -> list[Metric]:
     )
     e_value = GaugeMetricFamily(
         "litellm_canary_eval_log_e_value",
-        "Log e-value of the eval_score sequential test (rejects at log(sources / alpha)).",
+        "Log e-value of the eval_score sequential test of one source (the mean e-value rejects at 1/alpha).",
         labels=["model_group", "source"],
     )
     scored = CounterMetricFamily(

@@ -34,7 +34,7 @@ from litellm_canary.alert_rules import (
 )
 from litellm_canary.config import parse_config
 from litellm_canary.eval_sampling import EvalJudge
-from litellm_canary.evals import SequentialEvalTest
+from litellm_canary.evals import mean_log_e_value
 from litellm_canary.triggers import (
     EvalScores,
     check_error_rate,
@@ -381,27 +381,33 @@ SCENARIOS: dict[str, Scenario] = {
         ttft("chat", "stable", {"1.0": 0, "4.0": 0, "10.0": 100, "+Inf": 100}) + ttft("chat", "canary", FAST),
     ),
     # eval_score --------------------------------------------------------------------------------------
-    # Threshold: log(2 sources / alpha 0.05) = log 40 = 3.689.
-    "eval_score: a test past log(sources/alpha) fires": Scenario(
+    # Two sources (traffic, feedback): the mean of their e-values is tested at log(1/alpha 0.05) = 2.996;
+    # a source without a series counts as e-value 1.
+    "eval_score: one source carries the mean e-value past log(1/alpha)": Scenario(
         evals("chat", "traffic", 4.5, 40, 40) + evals("chat", "feedback", 0.1, 40, 40),
-        firing={EVAL: "4.5"},
-        firing_early={EVAL: "4.5"},
-        alert_labels={"source": "traffic"},
+        firing={EVAL: "3.819"},
+        firing_early={EVAL: "3.819"},
+        alert_labels={},
     ),
     "eval_score: just below the threshold stays silent": Scenario(
-        evals("chat", "traffic", 3.68, 40, 40),
+        evals("chat", "traffic", 3.66, 40, 40),
     ),
     "eval_score: too few samples on one side stays silent": Scenario(
         evals("chat", "traffic", 9.0, 40, 29),
     ),
-    "eval_score: sources are not pooled": Scenario(
+    "eval_score: two sources each short of log(2/alpha) fire together": Scenario(
+        evals("chat", "traffic", 3.5, 40, 40) + evals("chat", "feedback", 3.5, 40, 40),
+        firing={EVAL: "3.5"},
+        alert_labels={},
+    ),
+    "eval_score: two sources at log e-value 2 stay silent": Scenario(
         evals("chat", "traffic", 2.0, 40, 40) + evals("chat", "feedback", 2.0, 40, 40),
     ),
     "eval_score: replicas' e-values multiply": Scenario(
         evals("chat", "feedback", 2.0, 20, 20)
         + evals("chat", "feedback", 2.0, 20, 20, instance="replica-2:4000"),
-        firing={EVAL: "4"},
-        alert_labels={"source": "feedback"},
+        firing={EVAL: "3.325"},
+        alert_labels={},
     ),
 }
 
@@ -560,20 +566,25 @@ def _in_process_verdicts(scenario: Scenario) -> set[str]:
             fired.add(TTFT)
     evals_config = CONFIG.rollout(scenario.group).evals
     if t.eval_score.enabled and evals_config is not None:
-        # The threshold each replica's judge tests every source against.
-        alpha_each = EvalJudge(t.eval_score, evals_config.sources).alpha_each
-        threshold = SequentialEvalTest(t.eval_score.max_drop, alpha_each, t.eval_score.min_samples).threshold
-        for source, statistic in log_e.items():
-            scores = EvalScores(
-                0.0,
-                samples[(source, "canary")],
-                0.0,
-                samples[(source, "stable")],
-                reject=statistic >= threshold,
-                source=source,
-            )
-            if check_eval_score(t.eval_score, scores).state == "breaching":
-                fired.add(EVAL)
+        # What EvalJudge decides from the same per-source log e-values (summed over replicas) and
+        # sample counts: feed each source's test a stand-in state and ask the judge.
+        judge = EvalJudge(t.eval_score, evals_config.sources)
+        combined = mean_log_e_value(log_e.get(source, 0.0) for source in evals_config.sources)
+        ready = [
+            source
+            for source in log_e
+            if min(samples[(source, "canary")], samples[(source, "stable")]) >= t.eval_score.min_samples
+        ]
+        top = max(ready, key=lambda source: log_e[source], default=None)
+        scores = EvalScores(
+            0.0,
+            0 if top is None else samples[(top, "canary")],
+            0.0,
+            0 if top is None else samples[(top, "stable")],
+            reject=top is not None and combined >= judge.threshold,
+        )
+        if check_eval_score(t.eval_score, scores).state == "breaching":
+            fired.add(EVAL)
     return fired
 
 

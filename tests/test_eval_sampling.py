@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import re
 import threading
 from collections.abc import AsyncIterator, Mapping
@@ -18,11 +19,13 @@ from litellm_canary.config import ConfigError, EvalScoreTrigger
 from litellm_canary.controller import RollbackRecord
 from litellm_canary.decision import Side
 from litellm_canary.eval_sampling import EvalJudge, EvalPipeline, Sample, SampleQueue
+from litellm_canary.evals import mean_log_e_value, response_text
 from litellm_canary.fake_upstream import FakeUpstream
 from litellm_canary.outcomes import Outcome
 from tests.helpers import chat_rollout, deployment, started_upstreams, upstream_router
 
 MESSAGES = [{"role": "user", "content": "what is 2+2?"}]
+CHAT_ANSWER = {"choices": [{"message": {"role": "assistant", "content": "The answer is 4."}}]}
 QUIET = {"error_rate": False, "ttft_p99": False, "fast_fail": False, "cooldown": False}
 _users = itertools.count()
 
@@ -64,10 +67,10 @@ def test_a_sample_never_shows_its_text() -> None:
 # -- the judge ----------------------------------------------------------------------------------------
 
 
-def test_the_judge_splits_alpha_and_latches_the_first_rejection() -> None:
+def test_the_judge_averages_the_sources_e_values_and_latches_the_first_rejection() -> None:
     rule = EvalScoreTrigger(max_drop=0.05, alpha=0.1, min_samples=5)
     judge = EvalJudge(rule, ("traffic", "golden"))
-    assert judge.alpha_each == pytest.approx(0.05)
+    assert judge.threshold == pytest.approx(math.log(10))  # the full alpha: no split
     assert judge.eval_scores() is None
     judge.add_pairs("golden", [(1.0, 1.0)] * 10)
     healthy = judge.eval_scores()
@@ -81,12 +84,36 @@ def test_the_judge_splits_alpha_and_latches_the_first_rejection() -> None:
             rejected_at = n
             break
     assert rejected_at is not None and rejected_at >= 5
+    status = judge.status()
+    series = [status["series"][source]["statistic"] for source in ("traffic", "golden")]
+    assert status["log_e_value"] == pytest.approx(mean_log_e_value(series))
+    assert status["log_e_value"] >= math.log(10)
+    assert series[1] == 0.0  # golden: canary equal to stable, no bet
     judge.add_pairs("traffic", [(1.0, 1.0)] * 500)  # the e-value falls back; the verdict stays
     latched = judge.eval_scores()
     assert latched is not None and latched.reject and latched.source == "traffic"
     assert judge.status()["rejected_by"] == "traffic"
     judge.reset()
     assert judge.eval_scores() is None and judge.status()["rejected_by"] is None
+
+
+def test_one_source_past_1_over_alpha_alone_does_not_reject_or_say_so() -> None:
+    rule = EvalScoreTrigger(max_drop=0.05, alpha=0.05, min_samples=5)
+    judge = EvalJudge(rule, ("traffic", "golden"))
+    judge.add_pairs("golden", [(1.0, 1.0)] * 10)  # golden: no evidence, e-value 1
+    while judge.status()["series"]["traffic"]["statistic"] < math.log(20):
+        judge.add_pairs("traffic", [(0.0, 1.0)])  # each pair adds at most log(1 + 0.5 * 0.95) = 0.39
+    status = judge.status()
+    traffic = status["series"]["traffic"]["statistic"]
+    # traffic alone is past log(1/alpha), but the mean (e^traffic + 1) / 2 is not yet at 1/alpha = 20
+    assert math.log(20) <= traffic < math.log(39)
+    assert status["log_e_value"] == pytest.approx(mean_log_e_value([traffic, 0.0]))
+    assert status["log_e_value"] < math.log(20)
+    scores = judge.eval_scores()
+    assert scores is not None and scores.reject is False and status["rejected_by"] is None
+    assert "reject" not in status["series"]["traffic"]  # only the mean e-value decides, and says so
+    judge.add_pairs("traffic", [(0.0, 1.0)] * 3)
+    assert judge.status()["rejected_by"] == "traffic"
 
 
 def test_an_equal_canary_never_rejects() -> None:
@@ -96,7 +123,7 @@ def test_an_equal_canary_never_rejects() -> None:
         judge.add("traffic", "stable", 0.9)
     scores = judge.eval_scores()
     assert scores is not None and not scores.reject and scores.log_e_value is not None
-    assert scores.log_e_value < 0
+    assert scores.log_e_value <= 0
 
 
 def test_the_rule_follows_the_sequential_verdict_not_the_plain_means() -> None:
@@ -258,7 +285,7 @@ async def test_the_sample_rate_is_a_fraction_of_responses() -> None:
     try:
         for _ in range(5):
             outcome = Outcome("chat", Side.STABLE, "chat-stable", True, "success")
-            pipeline.offer(outcome, {"messages": MESSAGES}, "The answer is 4.")
+            pipeline.offer(outcome, {"messages": MESSAGES}, CHAT_ANSWER)
         assert sum(pipeline.rollouts["chat"].queue.offered.values()) == 2
     finally:
         canary.detach()
@@ -282,6 +309,82 @@ async def test_a_failing_scorer_counts_failures_and_judges_nothing() -> None:
 
 async def out_of_range_scorer(request: Mapping[str, Any], response: Any) -> float:
     return 1.5
+
+
+async def test_responses_api_answers_are_scored_on_their_output_text_and_embeddings_are_not_sampled() -> None:
+    router = _mock_router()
+    evals = {"scorer": "tests.test_eval_sampling:recording_scorer", "sample_rate": 1.0}
+    canary = litellm_canary.attach(router, _config(evals, eval_score={"min_samples": 1}), background=False)
+    offers = _offers(canary)
+    _seen.clear()
+    try:
+        response = await router.aresponses(model="chat", input="what is 2+2?")
+        await offers.wait(1)
+        assert await canary.evals.score_pending() == 1
+        status = canary.status()["groups"]["chat"]["evals"]
+        assert status["scored"]["traffic"]["stable"] == {"ok": 1, "failed": 0}
+        assert status["series"]["traffic"]["stable_mean"] == 1.0  # "The answer is 4." matched
+        ((request, text),) = _seen
+        assert text == "The answer is 4." and response.id
+        assert request["input"] == "what is 2+2?" and request["messages"] == MESSAGES
+        # An embedding has no text answer: never queued (not a scorer failure either).
+        embedding = litellm.EmbeddingResponse(data=[{"object": "embedding", "index": 0, "embedding": [0.1]}])
+        outcome = Outcome("chat", Side.STABLE, "chat-stable", True, "success")
+        canary.evals.offer(outcome, {"input": ["what is 2+2?"], "messages": MESSAGES}, embedding)
+        assert len(canary.evals.rollouts["chat"].queue) == 0
+    finally:
+        canary.detach()
+
+
+_seen: list[tuple[Mapping[str, Any], str]] = []
+
+
+async def recording_scorer(request: Mapping[str, Any], response: Any) -> float:
+    text = response_text(response)
+    _seen.append((request, text))
+    return 1.0 if "answer is 4" in text else 0.0
+
+
+_sync_gate = threading.Event()
+_sync_entered = threading.Event()
+
+
+def blocking_sync_scorer(request: Mapping[str, Any], response: Any) -> float:
+    """A plain (sync) scorer that blocks until the test opens the gate."""
+    _sync_entered.set()
+    _sync_gate.wait(timeout=30)
+    return 1.0
+
+
+async def test_a_stuck_sync_scorer_runs_off_the_loop_and_times_out() -> None:
+    _sync_gate.clear()
+    _sync_entered.clear()
+    router = _mock_router()
+    evals = {
+        "scorer": "tests.test_eval_sampling:blocking_sync_scorer",
+        "sample_rate": 1.0,
+        "score_timeout_s": 0.5,
+    }
+    canary = litellm_canary.attach(router, _config(evals), background=False)
+    offers = _offers(canary)
+    release = threading.Timer(20, _sync_gate.set)  # a scorer run on the loop would hang the test
+    release.start()
+    try:
+        await _send(router, 1)
+        await offers.wait(1)
+        scoring = asyncio.create_task(canary.evals.score_pending())
+        # The scorer is stuck in its thread; this loop still runs other work meanwhile.
+        await asyncio.to_thread(_sync_entered.wait, 10)
+        assert _sync_entered.is_set() and not scoring.done()
+        assert await scoring == 1  # score_timeout_s ended the wait
+        assert not _sync_gate.is_set()  # ... while the scorer was still stuck
+        status = canary.status()["groups"]["chat"]["evals"]
+        assert status["scored"]["traffic"]["stable"] == {"ok": 0, "failed": 1}
+        assert status["series"]["traffic"]["stable_samples"] == 0
+    finally:
+        _sync_gate.set()
+        release.cancel()
+        canary.detach()
 
 
 # -- off the request path -----------------------------------------------------------------------------
@@ -455,6 +558,39 @@ def _updates(canary: litellm_canary.Canary) -> Waiter:
     return waiter
 
 
+async def test_replayed_feedback_counts_each_response_once_in_the_series() -> None:
+    router = _mock_router()
+    evals = {"feedback": True}
+    canary = litellm_canary.attach(router, _config(evals, eval_score={"min_samples": 5}), background=False)
+    offers = _offers(canary)
+    try:
+        ids: dict[str, list[str]] = {}
+        for side in ("canary", "stable"):
+            canary.set_side("chat", side)
+            for _ in range(3):
+                response = await router.acompletion(model="chat", messages=MESSAGES, user=f"u{next(_users)}")
+                ids.setdefault(side, []).append(response.id)
+        await offers.wait(6)
+        for _ in range(4):  # the same feedback, replayed (a retrying client, a double click)
+            for canary_id, stable_id in zip(ids["canary"], ids["stable"], strict=True):
+                canary.record_feedback(canary_id, 0.0)
+                canary.record_feedback(stable_id, 1.0)
+        canary.record_feedback(ids["canary"][0], 1.0)  # a changed mind: replaces the tally's score
+        status = canary.status()["groups"]["chat"]
+        series = status["evals"]["series"]["feedback"]
+        assert (series["canary_samples"], series["stable_samples"]) == (3, 3)  # not 13 / 12
+        assert series["effective_pairs"] == 3
+        assert status["evals"]["scored"]["feedback"] == {
+            "canary": {"ok": 3, "failed": 0},
+            "stable": {"ok": 3, "failed": 0},
+        }
+        assert status["feedback"]["sides"]["canary"] == {"count": 3, "mean": round(1 / 3, 6)}
+        canary.auto_rollback.evaluate()
+        assert canary.status()["groups"]["chat"]["state"] != "rolled_back"  # 3 < min_samples 5
+    finally:
+        canary.detach()
+
+
 async def test_user_feedback_is_its_own_series_and_can_fire_the_rule() -> None:
     router = _mock_router()
     evals = {"scorer": {"builtin": "regex", "pattern": "4"}, "sample_rate": 0.0, "feedback": True}
@@ -468,7 +604,9 @@ async def test_user_feedback_is_its_own_series_and_can_fire_the_rule() -> None:
                 response = await router.acompletion(model="chat", messages=MESSAGES, user=f"u{next(_users)}")
                 ids.setdefault(side, []).append(response.id)
         await offers.wait(60)
-        assert canary.status()["groups"]["chat"]["evals"]["alpha_each"] == pytest.approx(0.025)
+        evals_status = canary.status()["groups"]["chat"]["evals"]
+        assert evals_status["combination"] == "mean_e_value"
+        assert evals_status["log_threshold"] == pytest.approx(math.log(20))  # 2 sources, no alpha split
         for canary_id, stable_id in zip(ids["canary"], ids["stable"], strict=True):
             canary.record_feedback(canary_id, 0.0)  # users hate the canary's answers
             canary.record_feedback(stable_id, 1.0)

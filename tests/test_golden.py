@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 import litellm_canary
+from litellm_canary.config import load_config_file, parse_config
 from litellm_canary.controller import RollbackRecord
 from litellm_canary.decision import Side
 from litellm_canary.fake_upstream import FakeUpstream
@@ -74,6 +77,35 @@ def test_each_bad_line_is_named_with_its_number(line: str, message: str) -> None
         parse_golden_lines([good, "", line], "g.jsonl")
     assert str(error.value).startswith("g.jsonl:3: ")
     assert message in str(error.value)
+
+
+def test_a_relative_golden_set_path_resolves_next_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "conf"
+    (folder / "sets").mkdir(parents=True)
+    (folder / "sets" / "golden.jsonl").write_text('{"prompt": "Say OK", "expect": {"exact": "OK"}}\n')
+    rollout = {**chat_rollout(), "evals": {"golden_set": "sets/golden.jsonl"}}
+    for name, text in (
+        ("canary.yaml", yaml.safe_dump({"rollouts": [rollout]})),
+        ("canary.json", json.dumps({"rollouts": [rollout]})),
+        ("proxy.yaml", yaml.safe_dump({"model_list": [], "litellm_canary": {"rollouts": [rollout]}})),
+    ):
+        (folder / name).write_text(text)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir(exist_ok=True)
+        monkeypatch.chdir(elsewhere)  # the process runs from another folder
+        evals = load_config_file(Path("..") / "conf" / name).rollouts[0].evals
+        assert evals is not None and evals.golden_set is not None
+        assert evals.golden_set.resolve() == (folder / "sets" / "golden.jsonl").resolve(), name
+        assert len(load_golden_set(evals.golden_set)) == 1
+    # A mapping given in code has no file: relative paths stay relative to the working directory.
+    evals = parse_config({"rollouts": [rollout]}).rollouts[0].evals
+    assert evals is not None and evals.golden_set == Path("sets/golden.jsonl")
+    absolute = {**rollout, "evals": {"golden_set": str(folder / "sets" / "golden.jsonl")}}
+    (folder / "abs.yaml").write_text(yaml.safe_dump({"rollouts": [absolute]}))
+    evals = load_config_file(folder / "abs.yaml").rollouts[0].evals
+    assert evals is not None and evals.golden_set == folder / "sets" / "golden.jsonl"
 
 
 def test_an_empty_or_missing_golden_set_is_refused(tmp_path: Path) -> None:
@@ -179,7 +211,7 @@ async def test_a_canary_failing_the_golden_set_is_rolled_back(
         assert baseline is not None and baseline.side is Side.STABLE and baseline.mean_score == 0.75
         evals = canary.status()["groups"]["chat"]["evals"]
         assert evals["rejected_by"] == "golden" and evals["golden"]["baseline_mean"] == 0.75
-        assert evals["alpha_each"] == 0.05  # golden is the only source
+        assert evals["log_threshold"] == pytest.approx(math.log(20))  # alpha 0.05
         # While rolled back no round runs; the verifier can still replay stable on demand.
         assert await canary.evals.run_golden_round("chat") is None
         after = await replay_golden(canary, "chat", Side.STABLE)
