@@ -100,8 +100,10 @@ class Canary:
         self.broadcast = install_broadcast(self)  # reads the replicas' latch state before routing
         # incidents, post-rollback verification, the last drill
         self.followup = install_followup(self, clock=clock, wall_clock=wall_clock, auto=background)
-        router.register_plugin(self._routing)
+        # The canary decision narrows each async attempt's candidates; LiteLLM picks among them.
+        litellm.logging_callback_manager.add_litellm_callback(self._routing)
         litellm.logging_callback_manager.add_litellm_callback(self._callbacks)
+        self._strategy_registered = False
         self._attached = True
         if background:
             self.auto_rollback.start()
@@ -172,13 +174,24 @@ class Canary:
         self.controller.runtime(model_group)
         return self.lifecycle.feedback.scores(model_group)
 
+    def route_sync_calls(self) -> None:
+        """Opt in to steering sync calls (``Router.completion``) and calls that address a managed
+        deployment by id: registers the canary's custom routing strategy, LiteLLM's only hook on the
+        sync path. It replaces LiteLLM's pick for **every** group of the Router, sync and async
+        (simple-shuffle within a side, no weighted-failover or order hops): see the README's
+        routing section. ``detach()`` restores the Router's strategy."""
+        if self._attached and not self._strategy_registered:
+            self._router.register_plugin(self._routing.strategy())
+            self._strategy_registered = True
+
     def on_outcome(self, listener: Callable[[Outcome], None]) -> None:
         """Call ``listener`` with every attempt's outcome (off the request path)."""
         self.outcomes.add_listener(listener)
 
     def on_decision(self, listener: Callable[[str, Decision, str], None]) -> None:
         """Call ``listener(model_group, decision, deployment_id)`` on every decision (on the request
-        path: keep it to a few microseconds)."""
+        path: keep it to a few microseconds). ``deployment_id`` is ``""`` when LiteLLM chooses the
+        deployment within the side after the decision (the default, async routing)."""
         self._routing.decision_listeners.append(listener)
 
     def status(self) -> dict[str, Any]:
@@ -213,6 +226,10 @@ class Canary:
             "groups": groups,
             "flag_errors": dict(self.flags.errors),
             "decision_errors": self._routing.pick_errors,
+            # canary decisions sent to stable because no canary deployment could serve the attempt
+            "canary_not_serving": dict(self._routing.canary_not_serving),
+            # outcomes on managed deployments that no decision covered (sync or by-id calls)
+            "unsteered": dict(self._callbacks.unsteered),
             "flag_variants": dict(self.flags.variants),
             "broadcast": self.broadcast.status() if self.broadcast else None,
         }
@@ -255,10 +272,12 @@ class Canary:
             return
         self._attached = False
         self._routing.passthrough = True
-        settings = self._router.settings()
-        self._router.routing_strategy_init(
-            settings.routing_strategy, settings.as_dict().get("routing_strategy_args") or {}
-        )
+        if self._strategy_registered:
+            settings = self._router.settings()
+            self._router.routing_strategy_init(
+                settings.routing_strategy, settings.as_dict().get("routing_strategy_args") or {}
+            )
+        litellm.logging_callback_manager.remove_callback_from_all_lists(self._routing)
         litellm.logging_callback_manager.remove_callback_from_all_lists(self._callbacks)
         self.auto_rollback.stop()
         self.evals.stop()
