@@ -230,6 +230,8 @@ class Canary:
             "canary_not_serving": dict(self._routing.canary_not_serving),
             # outcomes on managed deployments that no decision covered (sync or by-id calls)
             "unsteered": dict(self._callbacks.unsteered),
+            # request tags dropped because they matched no stable deployment (never a side change)
+            "tags_ignored": dict(self._routing.tags_ignored),
             "flag_variants": dict(self.flags.variants),
             "broadcast": self.broadcast.status() if self.broadcast else None,
         }

@@ -193,6 +193,7 @@ class CanaryRouting(CustomLogger):
         self.decision_listeners: list[Callable[[str, Decision, str], None]] = []
         self.pick_errors = 0
         self.canary_not_serving: Counter[str] = Counter()  # canary decisions sent to stable instead
+        self.tags_ignored: Counter[str] = Counter()  # request tags dropped: they matched no stable deployment
 
     # -- LiteLLM entry points --------------------------------------------------------------------
 
@@ -248,6 +249,8 @@ class CanaryRouting(CustomLogger):
             self.canary_not_serving[runtime.config.model_group] += 1
             decision = Decision(Side.STABLE, Reason.FLAG)
             kept = self._on_side(runtime, Side.STABLE, healthy)
+        if decision.side is Side.STABLE:
+            await self._tags_never_empty_stable(runtime, kept, messages, request)
         if decision.deployment_id:  # a conversation stays on its deployment while it serves
             preferred = [d for d in kept if deployment_id_of(d) == decision.deployment_id]
             excluded = _ids(request.get(_NARROWING_KEYS[0])) | _ids(request.get(_NARROWING_KEYS[1]))
@@ -288,6 +291,23 @@ class CanaryRouting(CustomLogger):
             _NESTED.reset(token)
         chain = [chain] if isinstance(chain, Mapping) else chain
         return any(deployment_id_of(d) in live for d in chain)
+
+    async def _tags_never_empty_stable(
+        self, runtime: RolloutRuntime, kept: Sequence[Any], messages: object, request: dict[str, Any]
+    ) -> None:
+        """Request tags choose among the stable deployments, but never leave stable with none (a
+        client tag naming the canary's deployments must not turn a stable request into an error):
+        then the tags are dropped from this request's metadata and the drop is counted."""
+        name = get_metadata_variable_name_from_kwargs(request)
+        bucket = request.get(name)
+        if not isinstance(bucket, dict) or not bucket.get("tags"):
+            return
+        if await self._serving(runtime, kept, messages, request):
+            return
+        untagged = {**request, name: {key: value for key, value in bucket.items() if key != "tags"}}
+        if await self._serving(runtime, kept, messages, untagged):
+            self.tags_ignored[runtime.config.model_group] += 1
+            bucket.pop("tags", None)
 
     def decide(self, runtime: RolloutRuntime, request: dict[str, Any]) -> tuple[Decision, _Pending]:
         """The side of this attempt (before any look at which deployments can serve it)."""

