@@ -278,6 +278,8 @@ class CanaryRouting(CustomLogger):
         }
         if not live:
             return False
+        if not self._narrows_later(kept, request):
+            return True
         # The Router's own healthy chain (tags, order, pre-call checks such as the context window),
         # asked only for canary decisions; our filter keeps out of that nested selection.
         token = _NESTED.set(True)
@@ -308,6 +310,23 @@ class CanaryRouting(CustomLogger):
         if await self._serving(runtime, kept, messages, untagged):
             self.tags_ignored[runtime.config.model_group] += 1
             bucket.pop("tags", None)
+
+    def _narrows_later(self, kept: Sequence[Any], request: Mapping[str, Any]) -> bool:
+        """Whether LiteLLM's chain after the filter could still drop all of ``kept``: tag filtering,
+        pre-call checks (context window) or ``order``. Without them (the common case) the extra
+        healthy-chain lookup (~0.2 ms) is skipped."""
+        settings = self._router.settings()
+        if settings.enable_tag_filtering or settings.enable_pre_call_checks:
+            return True
+        if request.get("enable_tag_filtering") is True:
+            return True
+        for deployment in kept:
+            info = deployment.get("model_info") if isinstance(deployment, Mapping) else None
+            if _order(deployment) is not None or (
+                isinstance(info, Mapping) and info.get("enable_tag_filtering")
+            ):
+                return True
+        return False
 
     def decide(self, runtime: RolloutRuntime, request: dict[str, Any]) -> tuple[Decision, _Pending]:
         """The side of this attempt (before any look at which deployments can serve it)."""
