@@ -516,3 +516,22 @@ async def test_cost_based_within_the_stable_side() -> None:
         routing_strategy="cost-based-routing",
     )
     assert await served(router, 20, model="chat") == ["s-cheap"] * 20
+
+
+async def test_max_parallel_requests(latency_upstreams: dict[str, FakeUpstream]) -> None:
+    def spec(run: str) -> list[dict[str, Any]]:
+        return [latency_upstreams["slow"].deployment("g", f"{run}-slow", max_parallel_requests=1)]
+
+    async def scenario(router: Router) -> list[str]:
+        async def one() -> str:
+            try:
+                response = await router.acompletion(model="g", messages=MESSAGES)
+                return str(response.choices[0].message.content).split()[0]
+            except Exception as error:
+                return type(error).__name__
+
+        return sorted(await asyncio.gather(*(one() for _ in range(4))))
+
+    plain, attached = await side_by_side(spec, scenario, num_retries=0)
+    assert attached == plain
+    assert plain.count("slow") >= 1 and "RateLimitError" in plain  # the limit bites, alike in both
