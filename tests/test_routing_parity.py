@@ -535,3 +535,13 @@ async def test_max_parallel_requests(latency_upstreams: dict[str, FakeUpstream])
     plain, attached = await side_by_side(spec, scenario, num_retries=0)
     assert attached == plain
     assert plain.count("slow") >= 1 and "RateLimitError" in plain  # the limit bites, alike in both
+
+
+async def test_another_routers_group_of_the_same_name_is_not_touched() -> None:
+    # The deployment filter is process-global: it must leave other Routers' requests alone.
+    router, canary = attach_managed([("s1", {})], [("c1", {})], "canary")
+    other = Router(model_list=[dep(f"o{next(_runs)}", "chat", name) for name in ("x", "y")])
+    assert await served(router, 3, model="chat") == ["c1"] * 3
+    answers = Counter(await served(other, 60, model="chat"))
+    assert set(answers) == {"x", "y"}
+    assert sum(canary.status()["groups"]["chat"]["attempts"].values()) <= 3  # none of the other Router's
