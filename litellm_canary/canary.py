@@ -1,7 +1,7 @@
 """The public handle: ``attach(router, config) -> Canary``, and what the handle can do.
 
 ``Canary`` wires the pieces together — config, flag reading and the flag store, the routing
-strategy and callbacks on the Router, the rollback controller — and answers ``status()``. It owns
+filter and callbacks in LiteLLM (plus the opt-in sync strategy), the rollback controller — and answers ``status()``. It owns
 no routing logic of its own.
 """
 
