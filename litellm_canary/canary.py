@@ -1,8 +1,8 @@
 """The public handle: ``attach(router, config) -> Canary``, and what the handle can do.
 
 ``Canary`` wires the pieces together — config, flag reading and the flag store, the routing
-filter and callbacks in LiteLLM (plus the opt-in sync strategy), the rollback controller — and answers ``status()``. It owns
-no routing logic of its own.
+filter and callbacks in LiteLLM (plus the opt-in sync strategy), the rollback controller — and
+answers ``status()``. It owns no routing logic of its own.
 """
 
 from __future__ import annotations
