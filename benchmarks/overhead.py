@@ -11,13 +11,17 @@ What is measured
   in blocks (ABBA order), so drift and noise from other work on the machine hit both alike. We report
   each variant's median latency and ``ratio = canary / baseline`` (plus the median of the per-round
   block ratios, which pairs neighbouring blocks).
-* **The decision alone.** ``canary._routing.pick(runtime, request_kwargs)``, the canary's work on
-  every attempt, timed call by call with a fresh, realistic ``request_kwargs`` dict each time (built
-  outside the timed region; fresh so no request pin applies). The attempt each decision opens is
-  closed right after the timed region, so no state accumulates.
-* **Breakdown.** Where a decision's time goes, timed inside ``pick()`` (the flag read and the choice
-  of a deployment within the side are wrapped for one extra pass): ``flag_read`` (OpenFeature),
-  ``deployment_choice`` (side list, LiteLLM's cooldown lookup, shuffle) and ``other``. Each part also
+* **The decision alone.** ``await canary._routing.async_filter_deployments(group, deployments,
+  messages, request_kwargs)`` (the LiteLLM deployment filter that decides the side and narrows the
+  candidates; LiteLLM then picks among them), the canary's work on every attempt, timed call by
+  call with a fresh, realistic ``request_kwargs`` dict each time (built outside the timed region;
+  fresh so no request pin applies). The attempt each decision opens is closed right after the
+  timed region, so no state accumulates.
+* **Breakdown.** Where a decision's time goes, timed inside the filter (the flag read and the
+  narrowing to the side are wrapped for one extra pass): ``flag_read`` (OpenFeature),
+  ``deployment_choice`` (narrowing LiteLLM's candidates to the side) and ``other`` (for a canary
+  decision this includes asking the Router's healthy chain whether the canary side can serve).
+  Each part also
   timed alone in a tight loop (``decision_parts_isolated_us``); alone they run about twice as fast
   (warmer caches), so those do not add up to the decision.
 
@@ -118,12 +122,15 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
 # -- setup ---------------------------------------------------------------------------------------
 
 
-def model_list(model: str) -> list[dict[str, Any]]:
+def model_list(model: str, prefix: str = "") -> list[dict[str, Any]]:
+    """The group's two deployments. The baseline Router gets other ids (``prefix``): LiteLLM keeps
+    state per deployment id across the Routers of a process, and the canary's deployment filter
+    (process-global) tells Routers apart by their deployment ids."""
     return [
         {
             "model_name": GROUP,
             "litellm_params": {"model": model, "api_key": "sk-bench", "mock_response": "hi"},
-            "model_info": {"id": deployment_id},
+            "model_info": {"id": prefix + deployment_id},
         }
         for deployment_id in (STABLE_ID, CANARY_ID)
     ]
@@ -133,7 +140,7 @@ def build(settings: Settings) -> tuple[Router, Router, litellm_canary.Canary]:
     """The baseline Router, the canary Router and its canary (flag from the app's provider)."""
     flag = InMemoryFlag(settings.flag_variant, {"stable": "stable", "canary": "canary"})
     api.set_provider_and_wait(InMemoryProvider({FLAG_KEY: flag}))
-    baseline = Router(model_list=model_list(settings.model))
+    baseline = Router(model_list=model_list(settings.model, prefix="baseline-"))
     canary_router = Router(model_list=model_list(settings.model))
     rollout = {"model_group": GROUP, "stable": [STABLE_ID], "canary": [CANARY_ID], "flag_key": FLAG_KEY}
     canary = litellm_canary.attach(canary_router, {"rollouts": [rollout]})
@@ -198,7 +205,7 @@ async def settle(canary: litellm_canary.Canary, calls: int, timeout_s: float = 1
 
 
 def request_kwargs() -> dict[str, Any]:
-    """What LiteLLM hands the routing strategy for a plain chat call (fresh: no pin applies)."""
+    """What LiteLLM hands the deployment filter for a plain chat call (fresh: no pin applies)."""
     return {
         "model": GROUP,
         "messages": MESSAGES,
@@ -208,17 +215,23 @@ def request_kwargs() -> dict[str, Any]:
     }
 
 
-def measure_decisions(canary: litellm_canary.Canary, n: int) -> tuple[list[float], dict[str, int]]:
-    """``n`` timed ``pick()`` calls (µs each) and the sides they chose."""
+def candidates(canary: litellm_canary.Canary) -> list[Any]:
+    """The group's deployments as LiteLLM hands them to the filter."""
+    return [dict(d) for d in canary._router.registry().deployments(GROUP) or []]
+
+
+async def measure_decisions(canary: litellm_canary.Canary, n: int) -> tuple[list[float], dict[str, int]]:
+    """``n`` timed decisions (µs each) and the sides they chose."""
     routing = canary._routing
     runtime = canary.runtimes[GROUP]
+    healthy = candidates(canary)
     clock = time.perf_counter_ns
     samples = []
     sides = dict.fromkeys((side.value for side in Side), 0)
     for _ in range(n):
         request = request_kwargs()
         start = clock()
-        routing.pick(runtime, request)
+        await routing.async_filter_deployments(GROUP, healthy, MESSAGES, request)
         elapsed = clock() - start
         stamp = request["metadata"][STAMP_KEY][stamp_key(GROUP, request["litellm_trace_id"])]
         runtime.pins.close(stamp.attempt, "success")
@@ -252,25 +265,26 @@ def shadowed(owner: object, name: str, replacement: object) -> Iterator[None]:
         delattr(owner, name)
 
 
-def measure_decision_parts(canary: litellm_canary.Canary, n: int) -> dict[str, float]:
-    """Where a decision's time goes, timed inside ``pick()`` (medians, µs).
+async def measure_decision_parts(canary: litellm_canary.Canary, n: int) -> dict[str, float]:
+    """Where a decision's time goes, timed inside the filter (medians, µs).
 
-    ``flag_read`` is the OpenFeature evaluation, ``deployment_choice`` picks a deployment of the side
-    (side list, LiteLLM cooldown lookup, shuffle), ``other`` is the rest of ``pick()`` (metadata,
-    pins, ``decide()``, the stamp, listeners, the span check). Timed in place rather than alone
-    because each part runs about twice as fast in a tight loop of its own (warmer caches).
+    ``flag_read`` is the OpenFeature evaluation, ``deployment_choice`` narrows LiteLLM's candidates
+    to the side, ``other`` is the rest (metadata, pins, ``decide()``, the stamp, listeners, the span
+    check; for a canary decision, the Router's healthy-chain check). Timed in place rather than
+    alone because each part runs about twice as fast in a tight loop of its own (warmer caches).
     """
     routing = canary._routing
     runtime = canary.runtimes[GROUP]
+    healthy = candidates(canary)
     read = _Timed(canary.flags.read)
-    choose = _Timed(routing._deployment_for)
+    choose = _Timed(routing._on_side)
     parts: dict[str, list[float]] = {"flag_read": [], "deployment_choice": [], "other": []}
-    with shadowed(canary.flags, "read", read), shadowed(routing, "_deployment_for", choose):
+    with shadowed(canary.flags, "read", read), shadowed(routing, "_on_side", choose):
         for _ in range(n):
             request = request_kwargs()
             read.last_ns = choose.last_ns = 0
             start = time.perf_counter_ns()
-            routing.pick(runtime, request)
+            await routing.async_filter_deployments(GROUP, healthy, MESSAGES, request)
             total = time.perf_counter_ns() - start
             runtime.pins.close(
                 request["metadata"][STAMP_KEY][stamp_key(GROUP, request["litellm_trace_id"])].attempt,
@@ -299,16 +313,15 @@ def measure_isolated_parts(canary: litellm_canary.Canary, router: Router, n: int
     runtime = canary.runtimes[GROUP]
     pins = runtime.pins
     flag_side = canary.flags.read(FLAG_KEY, EvaluationContext("u1", {})).side or Side.STABLE
-    side_id = CANARY_ID if flag_side is Side.CANARY else STABLE_ID
     context = EvaluationContext("u1", {"model_group": "", "user": "u1"})
     request = request_kwargs()
+    healthy = candidates(canary)
     parts: dict[str, Callable[[], object]] = {
         "flag_read": lambda: canary.flags.read(FLAG_KEY, context),
         "evaluation_context": lambda: canary._routing._context(request, request["metadata"], None),
-        "cooldown_lookup": lambda: router.health().cooldowns.get_active_cooldowns([side_id], None),
-        "registry_version": lambda: router.registry().version,
+        "side_filter": lambda: canary._routing._on_side(runtime, flag_side, healthy),
         "decide": lambda: decide(rolled_back=False, flag_side=flag_side, pin=None, drain_open=False),
-        "attempt_open_close": lambda: pins.close(pins.open(flag_side, side_id), "success"),
+        "attempt_open_close": lambda: pins.close(pins.open(flag_side, ""), "success"),
         "span_check": lambda: trace.get_current_span().is_recording(),
     }
     return {name: round(per_call_us(operation, n), 2) for name, operation in parts.items()}
@@ -329,11 +342,11 @@ async def run(settings: Settings) -> dict[str, Any]:
     logger.info("end to end: %d calls per variant in blocks of %d", settings.iterations, settings.block)
     end_to_end = await measure_end_to_end(baseline, canary_router, settings)
     settled = await settle(canary, settings.warmup + settings.iterations)
-    logger.info("decision: %d timed pick() calls", settings.decision_iterations)
-    measure_decisions(canary, min(2000, settings.decision_iterations))  # warm-up
-    decisions, decision_sides = measure_decisions(canary, settings.decision_iterations)
+    logger.info("decision: %d timed filter calls", settings.decision_iterations)
+    await measure_decisions(canary, min(2000, settings.decision_iterations))  # warm-up
+    decisions, decision_sides = await measure_decisions(canary, settings.decision_iterations)
     decision_us = statistics.median(decisions)
-    breakdown = measure_decision_parts(canary, settings.decision_iterations)
+    breakdown = await measure_decision_parts(canary, settings.decision_iterations)
     isolated = measure_isolated_parts(canary, canary_router, settings.decision_iterations)
     baseline_us = statistics.median(end_to_end.baseline)
     canary_us = statistics.median(end_to_end.canary)
@@ -379,11 +392,11 @@ def print_summary(result: dict[str, Any]) -> None:
         f"  ratio        {result['ratio']:.4f} (block-paired {result['ratio_block_median']:.4f}), "
         f"target <= {TARGET_RATIO}: {'met' if met['ratio'] else 'MISSED'}",
         f"  decision     {result['decision_us_median']:.2f} µs median, "
-        f"{result['decision_us_p90']:.2f} µs p90 over {result['decision_iterations']} pick() calls, "
+        f"{result['decision_us_p90']:.2f} µs p90 over {result['decision_iterations']} filter calls, "
         f"target <= {TARGET_DECISION_US:.0f} µs: {'met' if met['decision_us_median'] else 'MISSED'}",
         "  breakdown    "
         + ", ".join(f"{name} {us:.2f}" for name, us in result["decision_breakdown_us"].items())
-        + " µs (medians, timed inside pick)",
+        + " µs (medians, timed inside the filter)",
         "  alone        "
         + ", ".join(f"{name} {us:.2f}" for name, us in result["decision_parts_isolated_us"].items())
         + " µs",

@@ -1,8 +1,8 @@
 """The public handle: ``attach(router, config) -> Canary``, and what the handle can do.
 
 ``Canary`` wires the pieces together — config, flag reading and the flag store, the routing
-strategy and callbacks on the Router, the rollback controller — and answers ``status()``. It owns
-no routing logic of its own.
+filter and callbacks in LiteLLM (plus the opt-in sync strategy), the rollback controller — and
+answers ``status()``. It owns no routing logic of its own.
 """
 
 from __future__ import annotations
@@ -133,8 +133,10 @@ class Canary:
             if provider is not None:
                 undo.append(_provider_restorer(self.config.openfeature_domain))
                 _set_provider(provider, self.config.openfeature_domain)
-            router.register_plugin(self._routing)
-            undo.append(self._restore_routing)
+            # The canary decision narrows each async attempt's candidates; LiteLLM picks among them.
+            self._strategy_registered = False
+            litellm.logging_callback_manager.add_litellm_callback(self._routing)
+            undo.append(lambda: litellm.logging_callback_manager.remove_callback_from_all_lists(self._routing))
             litellm.logging_callback_manager.add_litellm_callback(self._callbacks)
             undo.append(
                 lambda: litellm.logging_callback_manager.remove_callback_from_all_lists(self._callbacks)
@@ -227,13 +229,24 @@ class Canary:
         self.controller.runtime(model_group)
         return self.lifecycle.feedback.scores(model_group)
 
+    def route_sync_calls(self) -> None:
+        """Opt in to steering sync calls (``Router.completion``) and calls that address a managed
+        deployment by id: registers the canary's custom routing strategy, LiteLLM's only hook on the
+        sync path. It replaces LiteLLM's pick for **every** group of the Router, sync and async
+        (simple-shuffle within a side, no weighted-failover or order hops): see the README's
+        routing section. ``detach()`` restores the Router's strategy."""
+        if self._attached and not self._strategy_registered:
+            self._router.register_plugin(self._routing.strategy())
+            self._strategy_registered = True
+
     def on_outcome(self, listener: Callable[[Outcome], None]) -> None:
         """Call ``listener`` with every attempt's outcome (off the request path)."""
         self.outcomes.add_listener(listener)
 
     def on_decision(self, listener: Callable[[str, Decision, str], None]) -> None:
         """Call ``listener(model_group, decision, deployment_id)`` on every decision (on the request
-        path: keep it to a few microseconds)."""
+        path: keep it to a few microseconds). ``deployment_id`` is ``""`` when LiteLLM chooses the
+        deployment within the side after the decision (the default, async routing)."""
         self._routing.decision_listeners.append(listener)
 
     def status(self) -> dict[str, Any]:
@@ -269,6 +282,12 @@ class Canary:
             "groups": groups,
             "flag_errors": dict(self.flags.errors),
             "decision_errors": self._routing.pick_errors,
+            # canary decisions sent to stable because no canary deployment could serve the attempt
+            "canary_not_serving": dict(self._routing.canary_not_serving),
+            # outcomes on managed deployments that no decision covered (sync or by-id calls)
+            "unsteered": dict(self._callbacks.unsteered),
+            # request tags dropped because they matched no stable deployment (never a side change)
+            "tags_ignored": dict(self._routing.tags_ignored),
             "flag_variants": dict(self.flags.variants),
             "flag_source": self.flags.source_status(),
             "broadcast": self.broadcast.status() if self.broadcast else None,
@@ -312,7 +331,9 @@ class Canary:
             return
         self._attached = False
         self._routing.passthrough = True
-        self._restore_routing()
+        if self._strategy_registered:
+            self._restore_routing()
+        litellm.logging_callback_manager.remove_callback_from_all_lists(self._routing)
         litellm.logging_callback_manager.remove_callback_from_all_lists(self._callbacks)
         self.auto_rollback.stop()
         self.evals.stop()

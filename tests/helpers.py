@@ -87,3 +87,57 @@ def missing_tool(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
+
+
+class LoggedCalls:
+    """A LiteLLM callback (added after the canary's) that lets a test await N logged calls.
+
+    LiteLLM runs callbacks in list order, so once this one has seen a call, the canary's callbacks
+    have processed it too."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        import litellm
+        from litellm.integrations.custom_logger import CustomLogger
+
+        self._loop = asyncio.get_running_loop()
+        self._changed = asyncio.Event()
+        self.count = 0
+        waiter = self
+
+        class _Logger(CustomLogger):
+            def log_success_event(
+                self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+            ) -> None:
+                waiter._seen()
+
+            async def async_log_success_event(
+                self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+            ) -> None:
+                waiter._seen()
+
+            def log_failure_event(
+                self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+            ) -> None:
+                waiter._seen()
+
+            async def async_log_failure_event(
+                self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+            ) -> None:
+                waiter._seen()
+
+        self.logger = _Logger()
+        litellm.callbacks.append(self.logger)
+
+    def _seen(self) -> None:
+        self.count += 1
+        self._loop.call_soon_threadsafe(self._changed.set)
+
+    async def wait(self, count: int, timeout: float = 10.0) -> None:
+        import asyncio
+
+        async with asyncio.timeout(timeout):
+            while self.count < count:
+                self._changed.clear()
+                await self._changed.wait()

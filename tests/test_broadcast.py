@@ -65,6 +65,7 @@ class Replica:
             },
             background=False,
         )
+        self.canary.route_sync_calls()  # answer() is a sync call: steered only through the opt-in
         self.rolled_back = threading.Event()
         self.rearmed = threading.Event()
         self.records: list[Any] = []

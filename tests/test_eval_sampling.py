@@ -258,6 +258,7 @@ async def test_streamed_and_sync_responses_are_scored_on_their_full_text_and_not
     router = _mock_router()
     evals = {"scorer": {"builtin": "regex", "pattern": "^The answer is 4\\.$"}, "sample_rate": 1.0}
     canary = litellm_canary.attach(router, _config(evals, eval_score={"min_samples": 1}), background=False)
+    canary.route_sync_calls()  # sync calls are steered only through the opt-in strategy
     offers = _offers(canary)
     try:
         assert await _stream(router) == "The answer is 4."
@@ -406,6 +407,7 @@ async def test_a_blocked_scorer_never_delays_a_response() -> None:
     router = _mock_router()
     evals = {"scorer": "tests.test_eval_sampling:blocking_scorer", "sample_rate": 1.0, "queue_size": 5}
     canary = litellm_canary.attach(router, _config(evals))
+    canary.route_sync_calls()  # sync calls are steered only through the opt-in strategy
     offers, scored = _offers(canary), _updates(canary)
     try:
         await _send(router, 1)

@@ -148,6 +148,7 @@ async def test_a_rollback_that_does_not_restore_service_escalates(
 def test_sync_sdk_users_get_the_follow_up_without_an_event_loop(tmp_path: Path) -> None:
     router = _mock_router()
     canary = litellm_canary.attach(router, _config(tmp_path))
+    canary.route_sync_calls()  # sync calls are steered only through the opt-in strategy
     try:
         for i in range(5):
             router.completion(model="chat", messages=MESSAGES, user=f"s{i}")

@@ -88,8 +88,13 @@ async def test_retries_keep_their_side(upstreams: dict[str, FakeUpstream]) -> No
         server.set_faults(fail_nth={1}, error_status=503)
     response = await router.acompletion(model="chat", messages=MESSAGES)
     assert response.choices[0].message.content.startswith("canary")
+    # LiteLLM picks the retry's deployment within the canary side: the same one (its second request
+    # succeeds) or the other one (whose first request fails too, then a third attempt).
     seen = await outcomes.wait(2)
-    assert [(o.side, o.ok) for o in seen] == [(Side.CANARY, False), (Side.CANARY, True)]
+    if seen[-1].ok is False:
+        seen = await outcomes.wait(3)
+    assert [o.side for o in seen] == [Side.CANARY] * len(seen)
+    assert [o.ok for o in seen] == [False] * (len(seen) - 1) + [True]
     assert seen[0].status_class == "5xx"
 
 

@@ -16,7 +16,7 @@ from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvid
 import litellm_canary
 from litellm_canary import Side
 from litellm_canary.decision import Decision
-from tests.helpers import OutcomeWaiter, chat_rollout, deployment
+from tests.helpers import LoggedCalls, OutcomeWaiter, chat_rollout, deployment
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -130,9 +130,23 @@ async def test_unmanaged_groups_are_untouched() -> None:
     assert direct.choices[0].message.content == "other-b"
 
 
-async def test_addressing_a_canary_deployment_by_id_does_not_bypass_the_decision() -> None:
+async def test_a_call_addressing_a_managed_deployment_by_id_is_counted_as_unsteered() -> None:
+    # LiteLLM runs no deployment filter for a call that names one deployment: the default routing
+    # cannot steer it, so it is served where it asked and counted (the proxy rewrites such calls).
     router = _router()
     canary = _attach(router)
+    logged = LoggedCalls()
+    response = await router.acompletion(model="chat-canary", messages=MESSAGES)
+    assert response.choices[0].message.content == "canary"
+    await logged.wait(1)
+    assert canary.status()["unsteered"] == {"chat": 1}
+    assert canary.status()["groups"]["chat"]["in_flight"] == {"stable": 0, "canary": 0}
+
+
+async def test_addressing_a_canary_deployment_by_id_does_not_bypass_the_decision_when_opted_in() -> None:
+    router = _router()
+    canary = _attach(router)
+    canary.route_sync_calls()
     response = await router.acompletion(model="chat-canary", messages=MESSAGES)
     assert response.choices[0].message.content == "stable"
     canary.set_side("chat", "canary")
@@ -140,9 +154,24 @@ async def test_addressing_a_canary_deployment_by_id_does_not_bypass_the_decision
     assert response.choices[0].message.content == "canary"
 
 
-async def test_sync_completion_follows_the_flag_and_the_latch() -> None:
+async def test_sync_completion_is_served_by_litellm_and_counted_as_unsteered() -> None:
+    # LiteLLM's sync pick runs no deployment filter: sync calls on a managed group are LiteLLM's own
+    # choice unless the application opts in (route_sync_calls); they are counted, never hidden.
     router = _router()
     canary = _attach(router)
+    logged = LoggedCalls()
+    response = await asyncio.to_thread(router.completion, model="chat", messages=MESSAGES)
+    assert response.choices[0].message.content in ("stable", "canary")
+    other = await asyncio.to_thread(router.completion, model="other", messages=MESSAGES)
+    assert other.choices[0].message.content in ("other-a", "other-b")
+    await logged.wait(2)
+    assert canary.status()["unsteered"] == {"chat": 1}  # the unmanaged call is not counted
+
+
+async def test_sync_completion_follows_the_flag_and_the_latch_when_opted_in() -> None:
+    router = _router()
+    canary = _attach(router)
+    canary.route_sync_calls()
     outcomes = OutcomeWaiter(canary)
     canary.set_side("chat", "canary")
     response = await asyncio.to_thread(router.completion, model="chat", messages=MESSAGES)
@@ -242,7 +271,7 @@ async def test_detach_removes_every_hook() -> None:
     callbacks_with = len(litellm.callbacks)
     canary.rollback("chat", reason="x")
     canary.detach()
-    assert len(litellm.callbacks) == callbacks_with - 1
+    assert len(litellm.callbacks) == callbacks_with - 2  # the routing filter and the outcome callbacks
     served = await _answers(router, 60)
     assert served["canary"] > 0 and served["stable"] > 0  # plain LiteLLM shuffle again
 
