@@ -136,7 +136,9 @@ class Canary:
             # The canary decision narrows each async attempt's candidates; LiteLLM picks among them.
             self._strategy_registered = False
             litellm.logging_callback_manager.add_litellm_callback(self._routing)
-            undo.append(lambda: litellm.logging_callback_manager.remove_callback_from_all_lists(self._routing))
+            undo.append(
+                lambda: litellm.logging_callback_manager.remove_callback_from_all_lists(self._routing)
+            )
             litellm.logging_callback_manager.add_litellm_callback(self._callbacks)
             undo.append(
                 lambda: litellm.logging_callback_manager.remove_callback_from_all_lists(self._callbacks)
