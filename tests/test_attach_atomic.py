@@ -158,6 +158,7 @@ def test_attach_is_all_or_nothing(
             assert set(_sides(router)) == {"stable", "canary"}
             return
         assert not faults, f"attach accepted faults {faults}"
+        canary.route_sync_calls()  # _sides() calls the Router synchronously: steer those calls too
         try:
             assert _sides(router) == Counter(stable=24)  # managed: the new flag serves stable
             if store is None:
@@ -166,21 +167,18 @@ def test_attach_is_all_or_nothing(
             canary.detach()
 
 
-class _FailingRouter:
-    """A real Router (LiteLLM forbids subclassing it) whose routing-strategy hook fails: a step after
-    the flag file is written and the provider installed."""
+def test_a_late_failure_undoes_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last step of attach (adding the outcome callbacks to LiteLLM) fails: a fault injected by
+    the test, after the flag file is written, the provider installed and the routing filter added."""
+    manager = litellm.logging_callback_manager
+    add = manager.add_litellm_callback
 
-    def __init__(self, router: Router) -> None:
-        self.router = router
+    def failing_add(callback: Any) -> None:
+        if type(callback).__name__ == "CanaryCallbacks":
+            raise ConfigError("litellm: cannot add the canary's callbacks (test fault)")
+        add(callback)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.router, name)
-
-    def register_plugin(self, plugin: Any) -> None:
-        raise ConfigError("router: cannot register the canary's routing strategy (test fault)")
-
-
-def test_a_late_failure_undoes_every_step(tmp_path: Path) -> None:
+    monkeypatch.setattr(manager, "add_litellm_callback", failing_add)
     app_provider = InMemoryProvider({"app-flag": InMemoryFlag("on", {"on": "on", "off": "off"})})
     api.set_provider_and_wait(app_provider)
     router = _router()
@@ -193,7 +191,7 @@ def test_a_late_failure_undoes_every_step(tmp_path: Path) -> None:
         "incidents": {"dir": str(tmp_path / "incidents")},
     }
     with pytest.raises(ConfigError, match="test fault"):
-        litellm_canary.attach(_FailingRouter(router), config)
+        litellm_canary.attach(router, config)
     assert not (tmp_path / "store").exists()  # flags.json, its lock and the directory: removed
     assert not (tmp_path / "incidents").exists()
     assert provider_registry.get_provider(None) is app_provider
@@ -201,12 +199,16 @@ def test_a_late_failure_undoes_every_step(tmp_path: Path) -> None:
     assert _callback_lists() == callbacks
     # The flagd provider's watcher and the canary's own threads are gone (stopping is asynchronous
     # in the OpenFeature SDK: wait for it, never longer than needed).
+    # The SDK's own event-handler pool (module-level, lives with the process) is not ours.
+    def ours() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if not t.name.startswith("openfeature-event-handler")}
+
     deadline = threading.Event()
     for _ in range(200):
-        if set(threading.enumerate()) <= threads:
+        if ours() <= threads:
             break
         deadline.wait(0.05)
-    assert set(threading.enumerate()) <= threads, set(threading.enumerate()) - threads
+    assert ours() <= threads, ours() - threads
     assert set(_sides(router)) == {"stable", "canary"}
 
 
