@@ -53,12 +53,9 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:  # run as `python benchmarks/alert_path.py`: reuse the tests' rig
-    sys.path.insert(0, str(_ROOT))
 
-from litellm_canary.alert_rules import ALERT_NAMES  # noqa: E402
-from tests.monitoring_stack import (  # noqa: E402
+from litellm_canary.integrations.alert_rules import ALERT_NAMES
+from litellm_canary.testing.monitoring_stack import (
     STABLE_ANSWER,
     AlertPathRig,
     StackTimings,

@@ -43,8 +43,8 @@ from openfeature import api
 from openfeature.event import EventDetails, ProviderEvent
 
 import litellm_canary
-from litellm_canary.decision import Side
-from litellm_canary.flags import provider_log_filter
+from litellm_canary.core.decision import Side
+from litellm_canary.core.flags import provider_log_filter
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 GOOD = json.dumps(

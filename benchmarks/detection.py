@@ -47,10 +47,10 @@ from litellm.router import Router
 
 import litellm_canary
 from litellm_canary import Side
-from litellm_canary.config import Triggers
-from litellm_canary.controller import RollbackRecord
-from litellm_canary.decision import Decision
-from litellm_canary.fake_upstream import FakeUpstream
+from litellm_canary.core.config import Triggers
+from litellm_canary.core.controller import RollbackRecord
+from litellm_canary.core.decision import Decision
+from litellm_canary.testing.fake_upstream import FakeUpstream
 
 logger = logging.getLogger("benchmarks.detection")
 

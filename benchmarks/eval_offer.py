@@ -22,12 +22,12 @@ from typing import Any
 
 from litellm.router import Router
 
-from litellm_canary.config import parse_config
-from litellm_canary.controller import RolloutRuntime
-from litellm_canary.decision import Side
-from litellm_canary.eval_sampling import EvalPipeline
-from litellm_canary.outcomes import Outcome
-from litellm_canary.pins import RolloutPins
+from litellm_canary.core.config import parse_config
+from litellm_canary.core.controller import RolloutRuntime
+from litellm_canary.core.decision import Side
+from litellm_canary.core.outcomes import Outcome
+from litellm_canary.core.pins import RolloutPins
+from litellm_canary.detection.eval_sampling import EvalPipeline
 
 MESSAGES = [{"role": "user", "content": "what is 2+2?"}]
 # A chat completion's shape: only answers with text (chat, Responses API) are sampled.

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from litellm_canary.evals import MAX_BET, PRIOR_VARIANCE, TUNED_PAIRS
+from litellm_canary.detection.evals import MAX_BET, PRIOR_VARIANCE, TUNED_PAIRS
 
 Floats = NDArray[np.float64]
 KINDS = ("bernoulli", "beta")

@@ -56,8 +56,8 @@ from litellm.router import Router
 
 import litellm_canary
 from litellm_canary import Side
-from litellm_canary.config import Triggers
-from litellm_canary.decision import Decision
+from litellm_canary.core.config import Triggers
+from litellm_canary.core.decision import Decision
 
 logger = logging.getLogger("benchmarks.flip_storm")
 

@@ -63,8 +63,8 @@ from opentelemetry import trace
 
 import litellm_canary
 from litellm_canary import Side
-from litellm_canary.decision import decide
-from litellm_canary.router_hook import STAMP_KEY, stamp_key
+from litellm_canary.core.decision import decide
+from litellm_canary.core.router_hook import STAMP_KEY, stamp_key
 
 logger = logging.getLogger("benchmarks.overhead")
 

@@ -57,20 +57,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-_ROOT = Path(__file__).resolve().parent.parent
-if str(_ROOT) not in sys.path:  # run as `python benchmarks/propagation.py`: reuse the tests' rig
-    sys.path.insert(0, str(_ROOT))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import httpx  # noqa: E402
+import httpx
 
-from litellm_canary.broadcast import publish_change  # noqa: E402
-from litellm_canary.config import BroadcastConfig  # noqa: E402
-from litellm_canary.decision import Side  # noqa: E402
-from litellm_canary.fake_upstream import FakeUpstream  # noqa: E402
-from litellm_canary.flags import FlagdFileStore  # noqa: E402
-from tests.gateway_process import GatewayProcess  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
+from litellm_canary.core.config import BroadcastConfig
+from litellm_canary.core.decision import Side
+from litellm_canary.core.flags import FlagdFileStore
+from litellm_canary.integrations.broadcast import publish_change
+from litellm_canary.testing.fake_upstream import FakeUpstream
+from litellm_canary.testing.gateway_process import GatewayProcess
+from litellm_canary.testing.redis_server import RedisServer
 
 TARGETS_MS = {"flag_file": 500.0, "redis": 50.0}
 FLAG_KEY = "chat-canary"

@@ -47,7 +47,7 @@ from openfeature.flag_evaluation import FlagResolutionDetails
 from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
 
 import litellm_canary
-from litellm_canary.config import FlagReadConfig
+from litellm_canary.core.config import FlagReadConfig
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
 CONCURRENCY = 10

@@ -60,11 +60,11 @@ from litellm.router import Router
 
 import litellm_canary
 from litellm_canary import Side
-from litellm_canary.config import Triggers
-from litellm_canary.decision import Decision
-from litellm_canary.fake_upstream import FakeUpstream
-from litellm_canary.outcomes import Outcome
-from litellm_canary.router_hook import STAMP_KEY
+from litellm_canary.core.config import Triggers
+from litellm_canary.core.decision import Decision
+from litellm_canary.core.outcomes import Outcome
+from litellm_canary.core.router_hook import STAMP_KEY
+from litellm_canary.testing.fake_upstream import FakeUpstream
 
 logger = logging.getLogger("benchmarks.switch_latency")
 
@@ -235,7 +235,7 @@ def record_failure(run: Run, outcome: Outcome) -> None:
 # closes, then prints their counters.
 _UPSTREAM_PROCESS = """
 import json, sys
-from litellm_canary.fake_upstream import FakeUpstream
+from litellm_canary.testing.fake_upstream import FakeUpstream
 spec = json.loads(sys.argv[1])
 upstreams = {key: FakeUpstream(key, answer=answer).start() for key, answer in spec["answers"].items()}
 for upstream in upstreams.values():

@@ -22,8 +22,8 @@ from litellm import Router
 
 import litellm_canary
 from litellm_canary import Side
-from litellm_canary.decision import Decision
-from litellm_canary.fake_upstream import FakeUpstream
+from litellm_canary.core.decision import Decision
+from litellm_canary.testing.fake_upstream import FakeUpstream
 
 CLIENTS = 40
 PHASE_S = 3.0

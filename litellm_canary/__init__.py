@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from litellm_canary.config import CanaryConfig, ConfigError, load_config_file, parse_config
-from litellm_canary.controller import RolledBackError, UnknownModelGroup
-from litellm_canary.decision import Side
+from litellm_canary.core.config import CanaryConfig, ConfigError, load_config_file, parse_config
+from litellm_canary.core.controller import RolledBackError, UnknownModelGroup
+from litellm_canary.core.decision import Side
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary, attach

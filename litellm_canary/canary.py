@@ -20,19 +20,16 @@ import litellm
 from openfeature import api
 from openfeature.provider._registry import provider_registry
 
-from litellm_canary.autorollback import AutoRollback
-from litellm_canary.broadcast import install_broadcast
-from litellm_canary.config import CanaryConfig, ConfigError, parse_config, validate_against_deployments
-from litellm_canary.controller import (
+from litellm_canary.core.config import CanaryConfig, ConfigError, parse_config, validate_against_deployments
+from litellm_canary.core.controller import (
     RollbackController,
     RollbackKind,
     RolledBackError,
     RolloutRuntime,
     UnknownModelGroup,
 )
-from litellm_canary.decision import Decision, Side
-from litellm_canary.eval_sampling import EvalPipeline
-from litellm_canary.flags import (
+from litellm_canary.core.decision import Decision, Side
+from litellm_canary.core.flags import (
     FlagdFileStore,
     FlagReader,
     FlagStore,
@@ -41,12 +38,15 @@ from litellm_canary.flags import (
     flagd_file_provider,
     validate_flagd_file,
 )
-from litellm_canary.followup import install_followup
-from litellm_canary.lifecycle import Lifecycle
-from litellm_canary.outcomes import Outcome, OutcomeRecorder
-from litellm_canary.pins import RolloutPins
-from litellm_canary.router_hook import CanaryCallbacks, CanaryRouting
-from litellm_canary.triggers import EvalScores
+from litellm_canary.core.outcomes import Outcome, OutcomeRecorder
+from litellm_canary.core.pins import RolloutPins
+from litellm_canary.core.router_hook import CanaryCallbacks, CanaryRouting
+from litellm_canary.detection.eval_sampling import EvalPipeline
+from litellm_canary.detection.evaluation_loop import AutoRollback
+from litellm_canary.detection.rules import EvalScores
+from litellm_canary.integrations.broadcast import install_broadcast
+from litellm_canary.release.lifecycle import Lifecycle
+from litellm_canary.response.followup import install_followup
 
 logger = logging.getLogger("litellm_canary")
 

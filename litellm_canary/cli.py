@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from litellm_canary import incident_cli, operator_cli
-from litellm_canary.config import CanaryConfig, ConfigError, load_config_file
-from litellm_canary.flags import FlagdFileStore
+from litellm_canary.core.config import CanaryConfig, ConfigError, load_config_file
+from litellm_canary.core.flags import FlagdFileStore
 
 PROMOTE_REFUSED = 3  # exit status of a refused promotion (rolled back, window still open)
 
@@ -123,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _rules(args: argparse.Namespace) -> str:
-    from litellm_canary.alert_rules import alertmanager_config, prometheus_rules
+    from litellm_canary.integrations.alert_rules import alertmanager_config, prometheus_rules
 
     config = load_config_file(args.config, check_model_list=True)
     if args.alertmanager:
@@ -151,7 +151,7 @@ def _serve(config_path: str, host: str | None, port: int | None) -> None:
     try:
         import uvicorn
 
-        from litellm_canary.gateway import build_gateway, load_gateway_config
+        from litellm_canary.integrations.gateway import build_gateway, load_gateway_config
     except ImportError as error:
         raise CliError(
             f"serve needs the server extra (pip install 'litellm-canary[server]'): {error}"
@@ -165,7 +165,7 @@ def _serve(config_path: str, host: str | None, port: int | None) -> None:
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from litellm_canary.window import PromoteRefused, promote_from_config
+    from litellm_canary.release.canary_window import PromoteRefused, promote_from_config
 
     try:
         result = promote_from_config(load_config_file(args.config), args.group, force=args.force)

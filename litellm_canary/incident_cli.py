@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from litellm_canary.config import ConfigError, load_config_file
+from litellm_canary.core.config import ConfigError, load_config_file
 
 __all__ = ["DRILL_MISSED", "add_commands", "run"]
 
@@ -78,7 +78,7 @@ def _directory(args: argparse.Namespace) -> Path:
 
 
 def _incidents(args: argparse.Namespace) -> int:
-    from litellm_canary.incidents import (
+    from litellm_canary.response.incidents import (
         IncidentNotFound,
         IncidentStore,
         annotate_command,
@@ -110,7 +110,7 @@ def _incidents(args: argparse.Namespace) -> int:
 def _print_drill(report: dict[str, Any]) -> None:
     verification = report.get("verification") or {}
     print(f"drill ({report.get('mode')}): {'PASSED' if report.get('passed') else 'FAILED'}")
-    from litellm_canary.drill import MEASUREMENTS
+    from litellm_canary.response.drill import MEASUREMENTS
 
     for key in MEASUREMENTS:
         print(f"  {key}: {report.get(key)}")
@@ -121,7 +121,7 @@ def _print_drill(report: dict[str, Any]) -> None:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from litellm_canary.drill import DrillError, run_drill, run_live_drill
+    from litellm_canary.response.drill import DrillError, run_drill, run_live_drill
 
     try:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the one JSON object

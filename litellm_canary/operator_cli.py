@@ -29,11 +29,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from litellm_canary.config import CanaryConfig, ConfigError, Rollout, load_config_file
-from litellm_canary.controller import ROLLED_BACK_AT
-from litellm_canary.decision import Side
-from litellm_canary.flags import FlagdFileStore
-from litellm_canary.window import FlagMetadataWindowStore, WindowState
+from litellm_canary.core.config import CanaryConfig, ConfigError, Rollout, load_config_file
+from litellm_canary.core.controller import ROLLED_BACK_AT
+from litellm_canary.core.decision import Side
+from litellm_canary.core.flags import FlagdFileStore
+from litellm_canary.release.canary_window import FlagMetadataWindowStore, WindowState
 
 TOKEN_ENV = "LITELLM_CANARY_TOKEN"
 
@@ -252,8 +252,8 @@ def _flag_file(config: CanaryConfig, config_path: str) -> FlagdFileStore | None:
 
 
 def _rollback_mark(reason: str) -> dict[str, float | str]:
-    from litellm_canary.controller import LAST_ROLLBACK_AT, LAST_ROLLBACK_KIND, LAST_ROLLBACK_REASON
-    from litellm_canary.redact import scrub
+    from litellm_canary.core.controller import LAST_ROLLBACK_AT, LAST_ROLLBACK_KIND, LAST_ROLLBACK_REASON
+    from litellm_canary.core.redact import scrub
 
     now = time.time()
     return {
@@ -315,7 +315,7 @@ def _via_config(args: argparse.Namespace) -> dict[str, Any]:
         lines.append(f"flag {rollout.flag_key!r} in {store.path} -> {serving} ({took} ms)")
 
     if config.broadcast is not None:
-        from litellm_canary.broadcast import BroadcastError, publish_change, redact_url
+        from litellm_canary.integrations.broadcast import BroadcastError, publish_change, redact_url
 
         where = f"{redact_url(config.broadcast.url)} channel {config.broadcast.channel!r}"
         try:

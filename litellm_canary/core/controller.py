@@ -1,0 +1,433 @@
+"""The rollback controller: the single place a rollback (or re-arm) happens.
+
+A rollback, whoever asks for it (an operator, a trigger, an alert, a drill), runs the same steps in
+the same order: latch the rollout locally (the very next decision goes to stable), start following
+the canary attempts that are still running, release canary conversation pins, then write the flag
+store so that other processes follow. A flag-store failure keeps the latch and is retried with
+backoff in the background; it shows in ``status()`` and the log. Every rollback produces one
+:class:`RollbackRecord` and one structured event (a log record and an OpenTelemetry span).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, cast
+
+from opentelemetry import trace
+
+from litellm_canary.core.config import Rollout
+from litellm_canary.core.decision import Side
+from litellm_canary.core.flags import FlagdFileStore, FlagStore
+from litellm_canary.core.pins import InFlightAtFlip, RolloutPins
+from litellm_canary.core.redact import clean_text, clean_value, scrub, scrub_value
+
+logger = logging.getLogger("litellm_canary.controller")
+_tracer = trace.get_tracer("litellm_canary")
+
+RollbackKind = Literal["manual", "automatic", "alert", "drill"]
+_KINDS = ("manual", "automatic", "alert", "drill")
+
+# The rolled-back state kept in the flag's flagd ``metadata`` (string/number/bool values only), written
+# in the same atomic file write that sets the flag to stable, so every replica and every restart sees
+# it. ``rolled_back_at`` is present exactly while the group is rolled back (the canary window reads
+# it too); the ``last_rollback_*`` keys stay after a re-arm as the record of the last rollback.
+ROLLED_BACK_AT = "litellm_canary.rolled_back_at"
+LAST_ROLLBACK_AT = "litellm_canary.last_rollback_at"
+LAST_ROLLBACK_KIND = "litellm_canary.last_rollback_kind"
+LAST_ROLLBACK_REASON = "litellm_canary.last_rollback_reason"
+_MAX_STORED_REASON = 1000
+
+
+class RolledBackError(Exception):
+    """An operation that would serve the canary was refused because the group is rolled back."""
+
+
+class UnknownModelGroup(KeyError):
+    """A model group that no rollout manages."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown model group"
+
+
+def _iso(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class RollbackRecord:
+    """What one rollback did, with monotonic timings (seconds) and wall-clock time for humans."""
+
+    model_group: str
+    kind: RollbackKind
+    reason: str
+    cause: Mapping[str, Any] | None
+    decided_at: str
+    decided_mono: float
+    latched_mono: float
+    in_flight_at_flip: dict[str, int]
+    canary_attempts: InFlightAtFlip
+    flag_store: str | None
+    flag_written_mono: float | None = None
+    flag_error: str | None = None
+    repeated: bool = False  # the group was already rolled back; nothing changed
+    origin: str | None = None  # None: decided in this process; else the replica it was broadcast from
+    # Stable deployments whose last keep-warm probe had failed when the rollback was decided.
+    stable_unhealthy_at_rollback: list[str] = field(default_factory=list)
+    decided_wall: float | None = None  # Unix seconds (persisted with the flag)
+    restored: bool = False  # read back from the flag store at attach (a restart), not decided here
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model_group": self.model_group,
+            "kind": self.kind,
+            "reason": self.reason,
+            "cause": dict(self.cause) if self.cause else None,
+            "decided_at": self.decided_at,
+            "latch_us": round((self.latched_mono - self.decided_mono) * 1e6, 1),
+            "flag_store": self.flag_store,
+            "flag_written_after_ms": None
+            if self.flag_written_mono is None
+            else round((self.flag_written_mono - self.decided_mono) * 1e3, 3),
+            "flag_error": self.flag_error,
+            "in_flight_at_flip": dict(self.in_flight_at_flip),
+            "canary_attempts": self.canary_attempts.as_dict(),
+            "repeated": self.repeated,
+            "origin": self.origin,
+            "stable_unhealthy_at_rollback": list(self.stable_unhealthy_at_rollback),
+            "restored": self.restored,
+        }
+
+    def persisted(self) -> dict[str, float | str]:
+        """The flag-metadata keys that keep this rollback across restarts and replicas."""
+        wall = self.decided_wall if self.decided_wall is not None else time.time()
+        reason = scrub(self.reason)[:_MAX_STORED_REASON].encode("utf-8", "replace").decode("utf-8")
+        return {
+            ROLLED_BACK_AT: wall,
+            LAST_ROLLBACK_AT: wall,
+            LAST_ROLLBACK_KIND: self.kind,
+            LAST_ROLLBACK_REASON: reason,
+        }
+
+
+def restored_record(
+    model_group: str, metadata: Mapping[str, Any] | None, now_mono: float
+) -> RollbackRecord | None:
+    """The rollback recorded in a flag's metadata while the group is rolled back; None when armed.
+
+    A ``rolled_back_at`` that is not a finite number still means "rolled back" (when in doubt, stable);
+    the record then says what was unreadable."""
+    if not metadata or ROLLED_BACK_AT not in metadata:
+        return None
+    at = metadata.get(ROLLED_BACK_AT)
+    wall = (
+        float(at) if isinstance(at, int | float) and not isinstance(at, bool) and math.isfinite(at) else None
+    )
+    kind = metadata.get(LAST_ROLLBACK_KIND)
+    reason = metadata.get(LAST_ROLLBACK_REASON)
+    return RollbackRecord(
+        model_group=model_group,
+        kind=kind if kind in _KINDS else "manual",  # type: ignore[arg-type]
+        reason=str(reason) if isinstance(reason, str) else f"rolled back (unreadable record: {at!r})",
+        cause={"restored_from": "flag_store"},
+        decided_at=_iso(wall) if wall is not None else "unknown",
+        decided_mono=now_mono,
+        latched_mono=now_mono,
+        in_flight_at_flip={Side.CANARY.value: 0, Side.STABLE.value: 0},
+        canary_attempts=InFlightAtFlip(set()),
+        flag_store=None,
+        flag_written_mono=now_mono,
+        decided_wall=wall,
+        restored=True,
+    )
+
+
+@dataclass
+class RolloutRuntime:
+    """The live state of one rollout; ``rolled_back`` is read by every decision."""
+
+    config: Rollout
+    pins: RolloutPins
+    rolled_back: bool = False
+    last_flag_value: str | None = None
+    last_rollback: RollbackRecord | None = None
+    flag_write_pending: bool = False
+    flag_write_attempts: int = 0
+    flag_write_error: str | None = None
+    generation: int = field(default=0)  # bumped by rearm: stale background flag writes stop
+    flag_written: threading.Event = field(default_factory=threading.Event)  # set once the store has it
+
+
+class RollbackController:
+    def __init__(
+        self,
+        runtimes: Mapping[str, RolloutRuntime],
+        store: FlagStore | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        retry_initial_s: float = 0.1,
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self._runtimes = runtimes
+        self._store = store
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._retry_initial_s = retry_initial_s
+        self._retry_max_s = retry_max_s
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[RollbackRecord], None]] = []
+        self._rearm_listeners: list[Callable[[str, str | None], None]] = []
+        self._closed = threading.Event()
+        # Which stable deployments are known unhealthy (set by the keep-warm prober).
+        self.unhealthy_stable: Callable[[str], list[str]] = lambda model_group: []
+
+    def runtime(self, model_group: str) -> RolloutRuntime:
+        try:
+            return self._runtimes[model_group]
+        except KeyError:
+            raise UnknownModelGroup(
+                f"no rollout manages model group {model_group!r} (managed: {sorted(self._runtimes)})"
+            ) from None
+
+    def restore(self) -> list[str]:
+        """Latch every group whose flag metadata says it is rolled back (at attach: a restart or a new
+        replica); returns those groups. Only the flagd file store keeps this; the memory store cannot."""
+        if not isinstance(self._store, FlagdFileStore):
+            return []
+        flags = self._store.read()["flags"]
+        restored = []
+        for group, runtime in self._runtimes.items():
+            flag = flags.get(runtime.config.flag_key)
+            record = restored_record(
+                group, flag.get("metadata") if isinstance(flag, dict) else None, self._clock()
+            )
+            if record is None or runtime.rolled_back:
+                continue
+            record.flag_store = self._store.describe()
+            with self._lock:
+                runtime.rolled_back = True
+                runtime.last_rollback = record
+                runtime.flag_written.set()
+            restored.append(group)
+            logger.warning(
+                "canary rollout %r is rolled back since %s (%s: %s), as recorded in %s: it stays on "
+                "stable until re-armed",
+                group,
+                record.decided_at,
+                record.kind,
+                scrub(record.reason),
+                self._store.describe(),
+            )
+        return restored
+
+    def refuse_if_rolled_back(self, model_group: str, action: str) -> RolloutRuntime:
+        """The group's runtime; raises :class:`RolledBackError` while it is rolled back, here or (for
+        the flagd file store) as recorded in the file by another replica or the command line, in
+        which case this process latches too."""
+        runtime = self.runtime(model_group)
+        if not runtime.rolled_back and isinstance(self._store, FlagdFileStore):
+            with contextlib.suppress(OSError, ValueError):  # unreadable: the write that follows says so
+                self.restore()
+        if runtime.rolled_back:
+            last = runtime.last_rollback
+            since = f" since {last.decided_at} ({last.kind}: {scrub(last.reason)[:200]})" if last else ""
+            raise RolledBackError(
+                f"cannot {action} {model_group!r}: it is rolled back{since}; re-arm it first "
+                "(Canary.rearm, POST /canary/rearm or litellm-canary rearm)"
+            )
+        return runtime
+
+    def on_rollback(self, listener: Callable[[RollbackRecord], None]) -> None:
+        self._listeners.append(listener)
+
+    def on_rearm(self, listener: Callable[[str, str | None], None]) -> None:
+        """Call ``listener(model_group, origin)`` after every re-arm that released a latch."""
+        self._rearm_listeners.append(listener)
+
+    def rollback(
+        self,
+        model_group: str,
+        reason: str,
+        *,
+        kind: RollbackKind = "manual",
+        cause: Mapping[str, Any] | None = None,
+        origin: str | None = None,
+    ) -> RollbackRecord:
+        """Force ``model_group`` to stable now; idempotent (a repeat returns the first record, marked).
+
+        ``origin`` names the replica a broadcast rollback came from: such a rollback only latches;
+        the flag store is written by the process where the rollback was decided.
+        """
+        decided = self._clock()
+        decided_wall = self._wall_clock()
+        # Kept in the record, status() and the incident: sanitised and capped (redact.clean_text).
+        reason, cause = clean_text(reason), cast("Mapping[str, Any] | None", clean_value(cause))
+        if kind not in _KINDS:
+            raise ValueError(f"rollback kind must be one of {_KINDS}, got {kind!r}")
+        runtime = self.runtime(model_group)
+        with self._lock:
+            if runtime.rolled_back and runtime.last_rollback is not None:
+                previous = runtime.last_rollback
+                return RollbackRecord(**{**previous.__dict__, "repeated": True})
+            runtime.rolled_back = True
+            latched = self._clock()
+            runtime.flag_written.clear()
+            canary_attempts = runtime.pins.watch_canary_in_flight()
+        runtime.pins.release_canary(runtime.config.conversation_drain_s)
+        record = RollbackRecord(
+            model_group=model_group,
+            kind=kind,
+            reason=reason,
+            cause=cause,
+            decided_at=_iso(decided_wall),
+            decided_wall=decided_wall,
+            decided_mono=decided,
+            latched_mono=latched,
+            in_flight_at_flip={
+                Side.CANARY.value: len(canary_attempts.attempt_ids),
+                Side.STABLE.value: runtime.pins.in_flight(Side.STABLE),
+            },
+            canary_attempts=canary_attempts,
+            flag_store=self._store.describe() if self._store and origin is None else None,
+            origin=origin,
+            stable_unhealthy_at_rollback=self._unhealthy_stable(model_group),
+        )
+        runtime.last_rollback = record
+        if origin is None:
+            self._write_flag(runtime, record)
+        self._emit(record)
+        return record
+
+    def rearm(self, model_group: str, *, origin: str | None = None) -> bool:
+        """Release the latch; returns False when the group was not rolled back. ``origin``: as for
+        :meth:`rollback`, the replica a broadcast re-arm came from."""
+        runtime = self.runtime(model_group)
+        if not runtime.rolled_back:
+            return False
+        if origin is None and isinstance(self._store, FlagdFileStore):
+            # Clear the persisted mark first: a re-arm that cannot be recorded is not done (a restart
+            # would otherwise come back rolled back while this process serves the canary).
+            try:
+                self._store.update_metadata(runtime.config.flag_key, {ROLLED_BACK_AT: None})
+            except Exception as error:
+                raise RuntimeError(
+                    f"re-arm of {model_group!r} not done: cannot clear the rollback mark in "
+                    f"{self._store.describe()}: {type(error).__name__}: {error}"
+                ) from error
+        with self._lock:
+            if not runtime.rolled_back:
+                return False
+            runtime.generation += 1
+            runtime.rolled_back = False
+            runtime.flag_write_pending = False
+            runtime.pins.rearm()
+        logger.info("canary rollout %r re-armed%s", model_group, f" (from {origin})" if origin else "")
+        for listener in self._rearm_listeners:
+            try:
+                listener(model_group, origin)
+            except Exception:
+                logger.exception("rearm listener %r failed", listener)
+        return True
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def _unhealthy_stable(self, model_group: str) -> list[str]:
+        try:
+            return list(self.unhealthy_stable(model_group))
+        except Exception:  # never let a health lookup stop a rollback
+            logger.exception("stable health lookup failed for %r", model_group)
+            return []
+
+    # -- flag store ------------------------------------------------------------------------------
+
+    def _write_flag(self, runtime: RolloutRuntime, record: RollbackRecord) -> None:
+        if self._store is None:
+            return
+        if self._try_write(runtime, record):
+            return
+        runtime.flag_write_pending = True
+        threading.Thread(
+            target=self._retry_write,
+            args=(runtime, record, runtime.generation),
+            name=f"litellm-canary-flag-retry-{runtime.config.model_group}",
+            daemon=True,
+        ).start()
+
+    def _try_write(self, runtime: RolloutRuntime, record: RollbackRecord) -> bool:
+        assert self._store is not None
+        runtime.flag_write_attempts += 1
+        try:
+            if isinstance(self._store, FlagdFileStore):  # the flag and the rollback mark, in one write
+                self._store.set_side(runtime.config.flag_key, Side.STABLE, metadata=record.persisted())
+            else:
+                self._store.set_side(runtime.config.flag_key, Side.STABLE)
+        except Exception as error:  # any store failure: keep the latch, retry, make it visible
+            record.flag_error = runtime.flag_write_error = f"{type(error).__name__}: {error}"
+            logger.error(
+                "rollback of %r latched locally but writing flag %r to %s failed (attempt %d): %s",
+                runtime.config.model_group,
+                runtime.config.flag_key,
+                self._store.describe(),
+                runtime.flag_write_attempts,
+                record.flag_error,
+            )
+            return False
+        record.flag_written_mono = self._clock()
+        record.flag_error = runtime.flag_write_error = None
+        runtime.flag_write_pending = False
+        runtime.flag_written.set()
+        return True
+
+    def _retry_write(self, runtime: RolloutRuntime, record: RollbackRecord, generation: int) -> None:
+        delay = self._retry_initial_s
+        while not self._closed.wait(delay):
+            if runtime.generation != generation or not runtime.rolled_back:
+                return
+            if self._try_write(runtime, record):
+                logger.warning(
+                    "flag %r written after %d attempts", runtime.config.flag_key, runtime.flag_write_attempts
+                )
+                return
+            delay = min(delay * 2, self._retry_max_s)
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _emit(self, record: RollbackRecord) -> None:
+        # The reason and cause come from outside (an operator, an alert's annotations): scrub any
+        # secret before it reaches a log record or a span.
+        reason = scrub(record.reason)
+        event = {**record.as_dict(), "reason": reason, "cause": scrub_value(record.as_dict()["cause"])}
+        logger.warning(
+            "canary rollback of %r (%s%s): %s",
+            record.model_group,
+            record.kind,
+            f", broadcast from {record.origin}" if record.origin else "",
+            reason,
+            extra={"litellm_canary_rollback": event},
+        )
+        attributes: dict[str, str | int | float | bool] = {
+            "litellm_canary.model_group": record.model_group,
+            "litellm_canary.kind": record.kind,
+            "litellm_canary.reason": reason,
+            "litellm_canary.in_flight_canary": record.in_flight_at_flip[Side.CANARY.value],
+        }
+        for key, value in (record.cause or {}).items():
+            if isinstance(value, str):
+                attributes[f"litellm_canary.cause.{key}"] = scrub(value)
+            elif isinstance(value, int | float | bool):
+                attributes[f"litellm_canary.cause.{key}"] = value
+        with _tracer.start_as_current_span("litellm_canary.rollback", attributes=attributes) as span:
+            span.add_event("rollback", attributes=attributes)
+        for listener in self._listeners:
+            try:
+                listener(record)
+            except Exception:
+                logger.exception("rollback listener %r failed", listener)
