@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from litellm_canary.core.config import CanaryConfig, ConfigError, load_config_file, parse_config
-from litellm_canary.core.controller import RolledBackError, UnknownModelGroup
-from litellm_canary.core.decision import Side
+from litellm_canary.core.controller import RollbackRecord, RolledBackError, UnknownModelGroup
+from litellm_canary.core.decision import Decision, Side
+from litellm_canary.core.outcomes import Outcome
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary, attach
@@ -22,6 +23,9 @@ __all__ = [
     "Canary",
     "CanaryConfig",
     "ConfigError",
+    "Decision",
+    "Outcome",
+    "RollbackRecord",
     "RolledBackError",
     "Side",
     "UnknownModelGroup",
