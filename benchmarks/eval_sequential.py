@@ -12,7 +12,7 @@ run stops at its first rejection.
 The simulation is numpy-vectorised over runs (:class:`BettingPaths` is the same arithmetic as
 ``SequentialEvalTest``, one array element per run; ``tests/test_evals.py`` checks they agree score for
 score). Several sources are combined as the eval pipeline does
-(:class:`~litellm_canary.eval_sampling.EvalJudge`): the mean of the sources' e-values is tested at the
+(:class:`~litellm_canary.detection.evals.judge.EvalJudge`): the mean of the sources' e-values is tested at the
 full ``alpha``.
 
 Score kinds: ``bernoulli`` (pass/fail scores, stable mean 0.8, variance 0.16) and ``beta`` (graded
@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from litellm_canary.detection.evals import MAX_BET, PRIOR_VARIANCE, TUNED_PAIRS
+from litellm_canary.detection.evals.sequential import MAX_BET, PRIOR_VARIANCE, TUNED_PAIRS
 
 Floats = NDArray[np.float64]
 KINDS = ("bernoulli", "beta")

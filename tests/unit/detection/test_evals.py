@@ -16,20 +16,22 @@ import pytest
 from litellm import ModelResponse
 
 from litellm_canary.core.config import EvalScoreTrigger
-from litellm_canary.detection.evals import (
-    MAX_BET,
-    EvalVerdict,
-    SequentialEvalTest,
+from litellm_canary.detection.evals.answers import response_text
+from litellm_canary.detection.evals.scorers import (
     check_score,
     exact_match,
     json_schema_valid,
     load_scorer,
-    mean_log_e_value,
-    plug_in_bet,
     reference_similarity,
     regex_match,
-    response_text,
     token_f1,
+)
+from litellm_canary.detection.evals.sequential import (
+    MAX_BET,
+    EvalVerdict,
+    SequentialEvalTest,
+    mean_log_e_value,
+    plug_in_bet,
 )
 from tests.support import REPO
 

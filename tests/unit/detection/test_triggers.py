@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import litellm_canary.detection.outcome_windows as windows_module
+import litellm_canary.detection.rollout_monitor as monitor_module
 import litellm_canary.detection.rules as triggers_module
 from litellm_canary.core.config import (
     ErrorRateTrigger,
@@ -22,10 +23,9 @@ from litellm_canary.core.config import (
 )
 from litellm_canary.core.decision import Side
 from litellm_canary.detection.outcome_windows import WindowStats
+from litellm_canary.detection.rollout_monitor import MonitorResult, RolloutMonitor, default_step_s
 from litellm_canary.detection.rules import (
     EvalScores,
-    MonitorResult,
-    RolloutMonitor,
     RuleName,
     RuleStatus,
     RuleTracker,
@@ -33,7 +33,6 @@ from litellm_canary.detection.rules import (
     check_eval_score,
     check_fast_fail,
     check_ttft_p99,
-    default_step_s,
 )
 
 
@@ -613,7 +612,7 @@ def test_healthy_canaries_never_fire_error_rate(rate_per_s: float) -> None:
 # --- purity -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [windows_module, triggers_module])
+@pytest.mark.parametrize("module", [windows_module, triggers_module, monitor_module])
 def test_the_modules_import_no_litellm_http_or_prometheus(module: object) -> None:
     source = Path(module.__file__).read_text()  # type: ignore[attr-defined]
     imported = set()
@@ -626,6 +625,7 @@ def test_the_modules_import_no_litellm_http_or_prometheus(module: object) -> Non
         "litellm_canary.core.config",
         "litellm_canary.core.decision",
         "litellm_canary.detection.outcome_windows",
+        "litellm_canary.detection.rules",
     }
     for name in imported:
         if name.startswith("litellm_canary"):
