@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import litellm_canary.detection.rules as rules
 from litellm_canary.core.config import (
     ErrorRateTrigger,
     EvalScoreTrigger,
@@ -25,17 +26,7 @@ from litellm_canary.core.config import (
 )
 from litellm_canary.core.decision import Side
 from litellm_canary.detection.outcome_windows import Clock, OutcomeWindow
-from litellm_canary.detection.rules import (
-    RULES,
-    EvalScores,
-    RuleName,
-    RuleStatus,
-    RuleTracker,
-    check_error_rate,
-    check_eval_score,
-    check_fast_fail,
-    check_ttft_p99,
-)
+from litellm_canary.detection.rules import RULES, EvalScores, RuleName, RuleStatus, RuleTracker
 
 __all__ = ["MAX_STEP_S", "MIN_STEP_S", "MonitorResult", "RolloutMonitor", "default_step_s"]
 
@@ -166,14 +157,14 @@ class RolloutMonitor:
     def _check(self, name: RuleName) -> RuleStatus:
         t = self.triggers
         if name == "fast_fail":
-            return check_fast_fail(t.fast_fail, self._pairs[t.fast_fail.window_s].canary.stats())
+            return rules.check_fast_fail(t.fast_fail, self._pairs[t.fast_fail.window_s].canary.stats())
         if name == "error_rate":
             pair = self._pairs[t.error_rate.window_s]
-            return check_error_rate(t.error_rate, pair.canary.stats(), pair.stable.stats())
+            return rules.check_error_rate(t.error_rate, pair.canary.stats(), pair.stable.stats())
         if name == "ttft_p99":
             pair = self._pairs[t.ttft_p99.window_s]
-            return check_ttft_p99(t.ttft_p99, pair.canary.stats(), pair.stable.stats())
-        return check_eval_score(t.eval_score, self._scores)
+            return rules.check_ttft_p99(t.ttft_p99, pair.canary.stats(), pair.stable.stats())
+        return rules.check_eval_score(t.eval_score, self._scores)
 
     def reset(self) -> None:
         """Start afresh: empty windows, no eval scores, no breaching streaks (a re-armed rollout)."""
