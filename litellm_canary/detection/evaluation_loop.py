@@ -15,20 +15,30 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from litellm_canary.core.controller import RollbackController, RolloutRuntime
+from litellm_canary.core.controller import RollbackKind, RolloutRuntime
 from litellm_canary.core.outcomes import Outcome
 from litellm_canary.detection.rollout_monitor import MonitorResult, RolloutMonitor
 
 logger = logging.getLogger("litellm_canary.autorollback")
 
 
+class RollbackLatch(Protocol):
+    """What the loop needs from the controller: rolling a model group back."""
+
+    def rollback(
+        self, model_group: str, reason: str, *, kind: RollbackKind, cause: Mapping[str, Any] | None
+    ) -> object: ...
+
+
 class AutoRollback:
+    """The monitors of every rollout, evaluated every step; a firing rule rolls its rollout back."""
+
     def __init__(
         self,
         runtimes: Mapping[str, RolloutRuntime],
-        controller: RollbackController,
+        controller: RollbackLatch,
         *,
         clock: Callable[[], float],
         step_s: float | None = None,
