@@ -27,7 +27,7 @@ from litellm_canary.core.controller import RolloutRuntime
 from litellm_canary.core.decision import Side
 from litellm_canary.core.outcomes import Outcome
 from litellm_canary.core.pins import RolloutPins
-from litellm_canary.detection.eval_sampling import EvalPipeline
+from litellm_canary.detection.evals.sampling import EvalPipeline
 
 MESSAGES = [{"role": "user", "content": "what is 2+2?"}]
 # A chat completion's shape: only answers with text (chat, Responses API) are sampled.

@@ -10,10 +10,10 @@ the pair's closing score is the only look that can change the verdict: *every* s
 run stops at its first rejection.
 
 The simulation is numpy-vectorised over runs (:class:`BettingPaths` is the same arithmetic as
-``SequentialEvalTest``, one array element per run; ``tests/test_evals.py`` checks they agree score for
-score). Several sources are combined as the eval pipeline does
-(:class:`~litellm_canary.eval_sampling.EvalJudge`): the mean of the sources' e-values is tested at the
-full ``alpha``.
+``SequentialEvalTest``, one array element per run; ``tests/unit/detection/test_sequential.py``
+checks they agree score for score). Several sources are combined as the eval pipeline does
+(:class:`~litellm_canary.detection.evals.judge.EvalJudge`): the mean of the sources' e-values is
+tested at the full ``alpha``.
 
 Score kinds: ``bernoulli`` (pass/fail scores, stable mean 0.8, variance 0.16) and ``beta`` (graded
 scores, stable Beta(4, 1): mean 0.8, variance 0.027, drawn by inversion as ``U ** 0.25``; a canary
@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from litellm_canary.detection.evals import MAX_BET, PRIOR_VARIANCE, TUNED_PAIRS
+from litellm_canary.detection.evals.sequential import MAX_BET, PRIOR_VARIANCE, TUNED_PAIRS
 
 Floats = NDArray[np.float64]
 KINDS = ("bernoulli", "beta")

@@ -41,7 +41,7 @@ from litellm_canary.core.flags import (
 from litellm_canary.core.outcomes import Outcome, OutcomeRecorder
 from litellm_canary.core.pins import RolloutPins
 from litellm_canary.core.router_hook import CanaryCallbacks, CanaryRouting
-from litellm_canary.detection.eval_sampling import EvalPipeline
+from litellm_canary.detection.evals.sampling import EvalPipeline
 from litellm_canary.detection.evaluation_loop import AutoRollback
 from litellm_canary.detection.rules import EvalScores
 from litellm_canary.integrations.broadcast import install_broadcast

@@ -1,10 +1,10 @@
 """Automatic rollback: the loop that evaluates each rollout's trigger rules and acts on a firing one.
 
-Outcomes flow into each rollout's :class:`~litellm_canary.triggers.RolloutMonitor`; every step the
-loop evaluates the monitors of armed rollouts and hands a firing rule to the controller — the same
-rollback path as a manual one, with ``kind="automatic"`` and the rule's observed values, threshold,
-window and sample sizes as the cause. A rolled-back rollout is not evaluated again until it is
-re-armed (no flapping), and re-arming starts fresh windows.
+Outcomes flow into each rollout's :class:`~litellm_canary.detection.rollout_monitor.RolloutMonitor`;
+every step the loop evaluates the monitors of armed rollouts and hands a firing rule to the
+controller — the same rollback path as a manual one, with ``kind="automatic"`` and the rule's
+observed values, threshold, window and sample sizes as the cause. A rolled-back rollout is not
+evaluated again until it is re-armed (no flapping), and re-arming starts fresh windows.
 
 The loop runs on a daemon thread so that it works the same under a sync caller, an asyncio
 application and the LiteLLM proxy; tests drive :meth:`AutoRollback.evaluate` with a fake clock.
@@ -15,20 +15,30 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from litellm_canary.core.controller import RollbackController, RolloutRuntime
+from litellm_canary.core.controller import RollbackKind, RolloutRuntime
 from litellm_canary.core.outcomes import Outcome
-from litellm_canary.detection.rules import MonitorResult, RolloutMonitor
+from litellm_canary.detection.rollout_monitor import MonitorResult, RolloutMonitor
 
 logger = logging.getLogger("litellm_canary.autorollback")
 
 
+class RollbackLatch(Protocol):
+    """What the loop needs from the controller: rolling a model group back."""
+
+    def rollback(
+        self, model_group: str, reason: str, *, kind: RollbackKind, cause: Mapping[str, Any] | None
+    ) -> object: ...
+
+
 class AutoRollback:
+    """The monitors of every rollout, evaluated every step; a firing rule rolls its rollout back."""
+
     def __init__(
         self,
         runtimes: Mapping[str, RolloutRuntime],
-        controller: RollbackController,
+        controller: RollbackLatch,
         *,
         clock: Callable[[], float],
         step_s: float | None = None,

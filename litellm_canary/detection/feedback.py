@@ -9,7 +9,7 @@ score for the same response replaces the first.
 
 Per side (and deployment) the book keeps count, sum and mean since the rollout was (re-)armed; they
 appear in ``status()`` and in metrics, and :meth:`FeedbackBook.scores` summarises them as
-:class:`~litellm_canary.triggers.EvalScores` (``source="feedback"``) for the ``eval_score`` rule.
+:class:`~litellm_canary.detection.rules.EvalScores` (``source="feedback"``) for the ``eval_score`` rule.
 Listeners (``add_listener``) receive each response's *first* accepted score, e.g. to feed a
 sequential test: a replacement changes the tallies but is not new evidence (one response, one
 observation), so a listener never counts a response twice.

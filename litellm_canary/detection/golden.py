@@ -9,7 +9,7 @@ A golden set is a JSONL file, one case per line::
 * ``expect`` — optional, exactly one of ``{"regex": PATTERN}``, ``{"json_schema": SCHEMA}`` or
   ``{"exact": TEXT}``: the case scores 1.0 when the answer meets it, else 0.0;
 * ``reference`` — optional reference answer; without ``expect`` the case scores the token-F1
-  similarity of the answer to it (:func:`litellm_canary.evals.reference_similarity`);
+  similarity of the answer to it (:func:`litellm_canary.detection.evals.scorers.reference_similarity`);
 * ``tags`` — optional list of strings, reported with the case's score.
 
 A case needs ``expect`` or ``reference``. Blank lines and lines starting with ``#`` are skipped.
@@ -17,7 +17,7 @@ Every error names the file and the line. Prompt text stays in memory: a :class:`
 per-case scores by line number and tags, never the prompt or the answer.
 
 :func:`replay_golden` sends every case of a rollout's golden set to one side (case ``i`` to the
-side's deployment ``i mod n``) through :func:`litellm_canary.probe.call_deployment` — a direct call
+side's deployment ``i mod n``) through :func:`litellm_canary.core.probe.call_deployment` — a direct call
 that is not user traffic — and scores the answers. A case whose call fails scores 0.0 and counts as
 a failure: an answer that never came is not a correct one.
 """
@@ -29,10 +29,10 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from litellm_canary.core.decision import Side
-from litellm_canary.detection.evals import (
+from litellm_canary.detection.evals.scorers import (
     Scorer,
     check_score,
     exact_match,
@@ -41,14 +41,13 @@ from litellm_canary.detection.evals import (
     regex_match,
 )
 
-if TYPE_CHECKING:
-    from litellm_canary.canary import Canary
-
 __all__ = [
     "GoldenCase",
     "GoldenCaseScore",
+    "GoldenReplayer",
     "GoldenResult",
     "GoldenSetError",
+    "HasGoldenReplayer",
     "load_golden_set",
     "replay_golden",
 ]
@@ -281,12 +280,26 @@ async def replay_cases(
     )
 
 
-async def replay_golden(canary: Canary, model_group: str, side: Side) -> GoldenResult:
+class GoldenReplayer(Protocol):
+    """Replays a rollout's configured golden set against one side (the eval pipeline does)."""
+
+    async def replay_golden(self, model_group: str, side: Side) -> GoldenResult: ...
+
+
+class HasGoldenReplayer(Protocol):
+    """Anything whose ``evals`` replays golden sets (the canary handle, structurally)."""
+
+    @property
+    def evals(self) -> GoldenReplayer: ...
+
+
+async def replay_golden(canary: HasGoldenReplayer, model_group: str, side: Side) -> GoldenResult:
     """Replay ``model_group``'s golden set against ``side`` now and score it.
 
     Nothing is recorded: the sequential test and the baseline are fed by the scheduled rounds only
-    (:meth:`litellm_canary.eval_sampling.EvalPipeline.run_golden_round`). The baseline to compare a
-    post-rollback stable result with is :meth:`~litellm_canary.eval_sampling.EvalPipeline.golden_baseline`.
+    (:meth:`litellm_canary.detection.evals.sampling.EvalPipeline.run_golden_round`). The baseline to
+    compare a post-rollback stable result with is
+    :meth:`~litellm_canary.detection.evals.sampling.EvalPipeline.golden_baseline`.
     Raises :class:`ValueError` when the group has no golden set.
     """
     return await canary.evals.replay_golden(model_group, Side(side))

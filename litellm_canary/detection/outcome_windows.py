@@ -2,7 +2,7 @@
 
 This module owns the *measurement* side of automatic rollback and nothing else: it turns a stream of
 ``record(ok, ttft_s)`` calls into :class:`WindowStats` over the last ``window_s`` seconds. The rules
-that judge those stats live in :mod:`litellm_canary.triggers`. No I/O, no litellm, no Prometheus;
+that judge those stats live in :mod:`litellm_canary.detection.rules`. No I/O, no litellm, no Prometheus;
 time comes from an injected monotonic clock, so tests drive it with a fake one.
 
 Memory is fixed per window: a ring of ``buckets`` time buckets, each holding two counters and a sparse

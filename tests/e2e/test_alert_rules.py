@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from litellm_canary.core.config import parse_config
-from litellm_canary.detection.eval_sampling import EvalJudge
-from litellm_canary.detection.evals import mean_log_e_value
+from litellm_canary.detection.evals.judge import EvalJudge
+from litellm_canary.detection.evals.sequential import mean_log_e_value
 from litellm_canary.detection.outcome_windows import OutcomeWindow, WindowStats
 from litellm_canary.detection.rules import (
     EvalScores,
@@ -523,7 +523,7 @@ def _parse(series: Mapping[str, str]) -> tuple[str, dict[str, str], float]:
 
 
 def _in_process_verdicts(scenario: Scenario) -> set[str]:
-    """What litellm_canary.triggers says about the same traffic: the alerts of the breaching rules."""
+    """What litellm_canary.detection.rules says about the same traffic: the alerts of the breaching rules."""
     t = CONFIG.rollout(scenario.group).triggers
     per_s: dict[tuple[str, str], float] = defaultdict(float)  # (side, ok|failed)
     ttft_at_or_below: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))

@@ -19,8 +19,11 @@ from litellm_canary.core.config import ConfigError, EvalScoreTrigger
 from litellm_canary.core.controller import RollbackRecord
 from litellm_canary.core.decision import Side
 from litellm_canary.core.outcomes import Outcome
-from litellm_canary.detection.eval_sampling import EvalJudge, EvalPipeline, Sample, SampleQueue
-from litellm_canary.detection.evals import mean_log_e_value, response_text
+from litellm_canary.detection.evals.answers import response_text
+from litellm_canary.detection.evals.judge import EvalJudge
+from litellm_canary.detection.evals.sample_queue import Sample, SampleQueue
+from litellm_canary.detection.evals.sampling import EvalPipeline
+from litellm_canary.detection.evals.sequential import mean_log_e_value
 from litellm_canary.testing.fake_upstream import FakeUpstream
 from tests.support.helpers import chat_rollout, deployment, started_upstreams, upstream_router
 

@@ -1,6 +1,8 @@
-"""Eval scores of a running canary, computed off the request path, judged by the sequential test.
+"""The eval pipeline: eval scores of a running canary, computed off the request path, judged by the
+sequential test.
 
-This module owns the eval pipeline of a :class:`~litellm_canary.canary.Canary`:
+This module owns the eval pipeline of one canary (the composition root builds it with the config,
+the rollouts' runtimes and the router):
 
 * **sampling** — :meth:`EvalPipeline.offer` is called by the Router glue with every successful
   attempt of a managed group (from LiteLLM's success callback, never inside the request). A
@@ -9,23 +11,24 @@ This module owns the eval pipeline of a :class:`~litellm_canary.canary.Canary`:
   :class:`SampleQueue`; a full queue drops the sample and counts it. ``offer`` takes one random
   draw and a lock held for a ``deque.append``: it cannot slow a response down, whatever the scorer
   does. Request messages and responses are held in memory until scored, never logged or written;
-* **scoring** — one daemon thread runs its own event loop (so it works the same for sync SDK users,
-  asyncio applications and the LiteLLM proxy), takes samples from the queues and awaits the
-  rollout's scorer on each (with a timeout; a sync scorer runs in a worker thread, so the timeout
-  holds for it too); a scorer error counts as a failed sample, logged by exception type only;
+* **scoring** — one daemon thread (:class:`~.worker.EvalWorker`) runs its own event loop (so it
+  works the same for sync SDK users, asyncio applications and the LiteLLM proxy), takes samples
+  from the queues and awaits the rollout's scorer on each (with a timeout; a sync scorer runs in a
+  worker thread, so the timeout holds for it too); a scorer error counts as a failed sample, logged
+  by exception type only;
 * **golden rounds** — on the same loop, every ``golden_interval_s`` (and once at start), the golden
-  set is replayed against both sides (:mod:`litellm_canary.golden`); the last stable result is kept
-  as the baseline for post-rollback verification;
-* **judgement** — per rollout, one :class:`~litellm_canary.evals.SequentialEvalTest` (a betting
+  set is replayed against both sides (:mod:`litellm_canary.detection.golden`); the last stable
+  result is kept as the baseline for post-rollback verification;
+* **judgement** — per rollout, one :class:`~.sequential.SequentialEvalTest` (a betting
   e-process) per score source (``traffic``, ``golden``, ``feedback``); the rule rejects when the
-  mean of their e-values reaches ``1 / alpha`` (:class:`EvalJudge`), which keeps the false-alarm
-  rate at most ``alpha`` without splitting it. Scores are not pooled across sources: canary and
+  mean of their e-values reaches ``1 / alpha`` (:class:`~.judge.EvalJudge`), which keeps the
+  false-alarm rate at most ``alpha`` without splitting it. Scores are not pooled across sources: canary and
   stable get sampled traffic at very different rates, so a pooled side mean would weigh golden and
   traffic scores differently on each side. Golden scores are fed as canary/stable pairs per case, so
   each case's difficulty cancels. The first rejection is latched until re-arm (Ville's inequality
   bounds the first crossing), and the verdict is pushed into the rollout's
-  :class:`~litellm_canary.triggers.RolloutMonitor`, where the ``eval_score`` rule fires exactly when
-  it rejects.
+  :class:`~litellm_canary.detection.rollout_monitor.RolloutMonitor`, where the ``eval_score`` rule
+  fires exactly when it rejects.
 
 With ``background=False`` no thread is started; tests drive :meth:`EvalPipeline.score_pending` and
 :meth:`EvalPipeline.run_golden_round` on their own loop.
@@ -34,39 +37,22 @@ With ``background=False`` no thread is started; tests drive :meth:`EvalPipeline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import math
 import random
-import threading
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any, Literal
 
-from litellm_canary.core.config import (
-    BuiltinScorer,
-    CanaryConfig,
-    ConfigError,
-    EvalsConfig,
-    EvalScoreTrigger,
-    EvalSource,
-)
+from litellm_canary.core.config import CanaryConfig, ConfigError, EvalsConfig
 from litellm_canary.core.controller import RolloutRuntime
 from litellm_canary.core.decision import Side
 from litellm_canary.core.outcomes import Outcome
-from litellm_canary.detection.evals import (
-    Scorer,
-    SequentialEvalTest,
-    answer_kind,
-    check_score,
-    exact_match,
-    json_schema_valid,
-    load_scorer,
-    mean_log_e_value,
-    reference_similarity,
-    regex_match,
-)
+from litellm_canary.detection.evals.answers import answer_kind
+from litellm_canary.detection.evals.judge import EvalJudge
+from litellm_canary.detection.evals.sample_queue import Sample, SampleQueue
+from litellm_canary.detection.evals.scorers import Scorer, build_scorer, check_score
+from litellm_canary.detection.evals.worker import EvalWorker
 from litellm_canary.detection.golden import (
     GoldenCase,
     GoldenResult,
@@ -74,196 +60,13 @@ from litellm_canary.detection.golden import (
     load_golden_set,
     replay_cases,
 )
-from litellm_canary.detection.rules import EvalScores, RolloutMonitor
+from litellm_canary.detection.rollout_monitor import RolloutMonitor
 
 logger = logging.getLogger("litellm_canary.evals")
 
-__all__ = ["EvalJudge", "EvalPipeline", "Sample", "SampleQueue", "build_scorer"]
+__all__ = ["EvalPipeline"]
 
-Source = EvalSource
 _SIDES = ("stable", "canary")
-
-
-def build_scorer(spec: str | BuiltinScorer) -> Scorer:
-    """The scorer a config names: a dotted path, or a built-in with its arguments."""
-    if isinstance(spec, str):
-        return load_scorer(spec)
-    if spec.builtin == "regex":
-        assert spec.pattern is not None
-        return regex_match(spec.pattern)
-    if spec.builtin == "exact":
-        assert spec.reference is not None
-        return exact_match(spec.reference, case_sensitive=spec.case_sensitive)
-    if spec.builtin == "json_schema":
-        assert spec.json_schema is not None
-        return json_schema_valid(spec.json_schema)
-    assert spec.reference is not None
-    return reference_similarity(spec.reference)
-
-
-@dataclass(frozen=True, slots=True)
-class Sample:
-    """One response waiting to be scored (request text in memory only)."""
-
-    side: Literal["stable", "canary"]
-    deployment_id: str
-    request: Mapping[str, Any]
-    response: Any
-
-    def __repr__(self) -> str:  # never show the request or the response text
-        return f"Sample(side={self.side!r}, deployment_id={self.deployment_id!r})"
-
-
-class SampleQueue:
-    """A bounded FIFO of samples; :meth:`offer` on a full queue drops the sample and counts it.
-
-    Thread-safe. ``on_ready`` is called (outside the lock) when an offer makes an empty queue
-    non-empty, so a consumer waiting for work is woken once per batch, not once per sample.
-    """
-
-    def __init__(self, size: int, on_ready: Callable[[], None] = lambda: None) -> None:
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"queue size must be an int >= 1, got {size!r}")
-        self.size = size
-        self.on_ready = on_ready
-        self.dropped: Counter[str] = Counter()
-        self.offered: Counter[str] = Counter()
-        self._items: deque[Sample] = deque()
-        self._lock = threading.Lock()
-
-    def offer(self, sample: Sample) -> bool:
-        """Queue ``sample``; False (and counted in :attr:`dropped`) when the queue is full."""
-        with self._lock:
-            self.offered[sample.side] += 1
-            if len(self._items) >= self.size:
-                self.dropped[sample.side] += 1
-                return False
-            was_empty = not self._items
-            self._items.append(sample)
-        if was_empty:
-            self.on_ready()
-        return True
-
-    def take(self) -> Sample | None:
-        with self._lock:
-            return self._items.popleft() if self._items else None
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-
-class EvalJudge:
-    """The sequential tests of one rollout, one per score source, and the rule's verdict.
-
-    Thread-safe. Each source has its own :class:`~litellm_canary.evals.SequentialEvalTest` (a betting
-    e-process); the rule rejects when the **average of the sources' e-values** reaches ``1 / alpha``
-    (:func:`~litellm_canary.evals.mean_log_e_value`) while at least one source has ``min_samples``
-    scores on each side. Why the average and not ``alpha / sources`` per source (the union bound the
-    first version used): the average of e-processes on one filtration is itself an e-process, so
-    Ville's inequality bounds its first crossing at the full ``alpha`` whatever the dependence
-    between sources; and ``mean(E) >= 1/alpha`` holds whenever some ``E_i >= sources/alpha``, so it
-    rejects at least as often as the union bound, and earlier when several sources see the drop. The
-    product of the sources' e-values would grow faster when every source sees the drop, but it pays
-    for every source that does not (its bets lose a little), which the average does not.
-
-    :meth:`eval_scores` reports the source with the largest e-value (the one that drives the
-    verdict) with the combined ``log_e_value`` and ``log(1 / alpha)``; a rejection is latched.
-    """
-
-    def __init__(self, rule: EvalScoreTrigger, sources: tuple[Source, ...]) -> None:
-        if not sources:
-            raise ValueError("an EvalJudge needs at least one score source")
-        self.rule = rule
-        self.sources = sources
-        self.threshold = math.log(1.0 / rule.alpha)
-        self._tests = {
-            source: SequentialEvalTest(rule.max_drop, rule.alpha, rule.min_samples) for source in sources
-        }
-        self._lock = threading.Lock()
-        self._rejected: tuple[Source, EvalScores] | None = None
-
-    def add(self, source: Source, side: Literal["stable", "canary"], score: float) -> None:
-        with self._lock:
-            self._tests[source].add(side, score)
-            self._latch()
-
-    def add_pairs(self, source: Source, pairs: list[tuple[float, float]]) -> None:
-        """``(canary, stable)`` score pairs, each added canary first so that the test pairs them."""
-        with self._lock:
-            test = self._tests[source]
-            for canary, stable in pairs:
-                test.add("canary", canary)
-                test.add("stable", stable)
-                self._latch()
-
-    def _has_scores(self, source: Source) -> bool:
-        verdict = self._tests[source].state()
-        return bool(verdict.canary_samples or verdict.stable_samples)
-
-    def _combined(self) -> float:
-        return mean_log_e_value(test.log_e_value() for test in self._tests.values())
-
-    def _latch(self) -> None:
-        if self._rejected is not None:
-            return
-        ready = [s for s in self.sources if self._tests[s].ready]
-        if ready and self._combined() >= self.threshold:
-            # reported: the ready source with the most evidence (the rule checks its sample counts)
-            top = max(ready, key=lambda s: self._tests[s].log_e_value())
-            self._rejected = (top, self._summary(top, reject=True))
-
-    def _summary(self, source: Source, *, reject: bool) -> EvalScores:
-        verdict = self._tests[source].state()
-        return EvalScores(
-            canary_mean=verdict.canary_mean or 0.0,
-            canary_samples=verdict.canary_samples,
-            stable_mean=verdict.stable_mean or 0.0,
-            stable_samples=verdict.stable_samples,
-            reject=reject,
-            log_e_value=self._combined(),
-            log_threshold=self.threshold,
-            source=source,
-        )
-
-    def eval_scores(self) -> EvalScores | None:
-        """The summary for the eval_score rule; ``None`` before any score."""
-        with self._lock:
-            if self._rejected is not None:
-                return self._rejected[1]
-            scored = [s for s in self.sources if self._has_scores(s)]
-            if not scored:
-                return None
-            ready = [s for s in scored if self._tests[s].ready]
-            top = max(ready or scored, key=lambda s: self._tests[s].log_e_value())
-            return self._summary(top, reject=False)
-
-    def status(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "combination": "mean_e_value",
-                "log_e_value": self._combined(),
-                "log_threshold": self.threshold,
-                "rejected_by": None if self._rejected is None else self._rejected[0],
-                # Per source: means, counts, log e-value, pairs. No per-source verdict: only the
-                # mean e-value above decides, and a source past 1/alpha alone may not carry it.
-                "series": {
-                    source: {
-                        k: v for k, v in test.state().as_dict().items() if k not in ("reject", "threshold")
-                    }
-                    for source, test in self._tests.items()
-                },
-            }
-
-    def reset(self) -> None:
-        with self._lock:
-            for test in self._tests.values():
-                test.reset()
-            self._rejected = None
 
 
 class _RolloutEvals:
@@ -322,10 +125,6 @@ class EvalPipeline:
     ) -> None:
         self._router = router
         self._rng = rng
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._stopping: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
         self.rollouts: dict[str, _RolloutEvals] = {}
         for index, rollout in enumerate(config.rollouts):
             if rollout.evals is None:
@@ -349,8 +148,18 @@ class EvalPipeline:
                 scorer,
                 golden,
                 None if monitors is None else monitors.get(rollout.model_group),
-                self._notify,
+                lambda: self._worker.notify(),
             )
+        self._worker = EvalWorker(
+            score_pending=self.score_pending,
+            has_pending=lambda: any(len(e.queue) for e in self.rollouts.values()),
+            run_golden_round=self.run_golden_round,
+            golden_intervals={
+                group: evals.config.golden_interval_s
+                for group, evals in self.rollouts.items()
+                if evals.golden is not None
+            },
+        )
 
     def on_update(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(model_group)`` (on the scoring thread) after each scored sample or golden round."""
@@ -386,19 +195,13 @@ class EvalPipeline:
         evals.queue.offer(Sample(_side(outcome.side), outcome.deployment_id, request, answer))
 
     def on_feedback(self, model_group: str, side: Side, deployment_id: str, score: float) -> None:
-        """A user feedback score (a :class:`~litellm_canary.feedback.FeedbackBook` listener)."""
+        """A user feedback score (a :class:`~litellm_canary.detection.feedback.FeedbackBook` listener)."""
         evals = self.rollouts.get(model_group)
         if evals is None or not evals.config.feedback or evals.runtime.rolled_back:
             return
         evals.scored["feedback", _side(side), "ok"] += 1
         evals.judge.add("feedback", _side(side), score)
         evals.push()
-
-    def _notify(self) -> None:
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop closed between the check and the call
-                loop.call_soon_threadsafe(wake.set)
 
     # -- scoring ----------------------------------------------------------------------------------
 
@@ -500,82 +303,16 @@ class EvalPipeline:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._worker.running
 
     def start(self) -> None:
         """Start the scoring thread (no-op without any rollout with evals, or when running)."""
-        if not self.rollouts or self._thread is not None:
-            return
-        ready = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(ready,), name="litellm-canary-evals", daemon=True
-        )
-        self._thread.start()
-        ready.wait(timeout=10)
+        if self.rollouts:
+            self._worker.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the scoring thread and its loop; pending samples are discarded."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None:
-            return
-        if loop is not None and stopping is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(stopping.set)
-        if thread is not threading.current_thread():
-            thread.join(timeout)
-        self._thread = None
-
-    def _run(self, ready: threading.Event) -> None:
-        # asyncio.run cancels whatever is left on the loop at the end, including tasks LiteLLM's
-        # logging worker started here for the golden replays' callbacks.
-        try:
-            asyncio.run(self._main(ready))
-        finally:
-            self._loop = None
-
-    async def _main(self, ready: threading.Event) -> None:
-        self._wake, self._stopping = asyncio.Event(), asyncio.Event()
-        self._loop = asyncio.get_running_loop()
-        ready.set()
-        tasks = [asyncio.create_task(self._consume())]
-        tasks += [
-            asyncio.create_task(self._golden_schedule(group))
-            for group, evals in self.rollouts.items()
-            if evals.golden is not None
-        ]
-        await self._stopping.wait()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _consume(self) -> None:
-        assert self._wake is not None
-        while True:
-            if not await self._guarded(self.score_pending()):
-                self._wake.clear()
-                if not any(len(e.queue) for e in self.rollouts.values()):
-                    await self._wake.wait()
-
-    async def _golden_schedule(self, group: str) -> None:
-        assert self._stopping is not None
-        interval = self.rollouts[group].config.golden_interval_s
-        while True:
-            await self._guarded(self.run_golden_round(group))
-            try:
-                await asyncio.wait_for(self._stopping.wait(), interval)
-                return
-            except TimeoutError:
-                pass
-
-    @staticmethod
-    async def _guarded(work: Awaitable[Any]) -> Any:
-        try:
-            return await work
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the worker must survive; the next round tries again
-            logger.exception("eval pipeline step failed")
-            return None
+        self._worker.stop(timeout)
 
     # -- status -----------------------------------------------------------------------------------
 
@@ -598,7 +335,7 @@ class EvalPipeline:
                 }
                 for source in evals.judge.sources
             },
-            "verdict": None if summary is None else _asdict(summary),
+            "verdict": None if summary is None else asdict(summary),
             **evals.judge.status(),
             "golden": {
                 "cases": None if evals.golden is None else len(evals.golden),
@@ -607,9 +344,3 @@ class EvalPipeline:
                 "baseline_mean": None if evals.baseline is None else evals.baseline.mean_score,
             },
         }
-
-
-def _asdict(scores: EvalScores) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(scores)
