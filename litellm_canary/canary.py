@@ -127,7 +127,9 @@ class Canary:
                 undo.append(_remove_created(directories=(self.config.incidents.dir,)))
             self.followup = install_followup(self, clock=clock, wall_clock=wall_clock, auto=background)
             undo.append(self.followup.stop)
-            self.broadcast = install_broadcast(self)  # reads the replicas' latch state before routing
+            self.broadcast = install_broadcast(
+                self.config.broadcast, self.controller, self.runtimes
+            )  # reads the replicas' latch state before routing
             if self.broadcast is not None:
                 undo.append(self.broadcast.stop)
             if provider is not None:

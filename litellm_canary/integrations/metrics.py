@@ -1,9 +1,11 @@
 """Prometheus metrics of a canary: how its attempts end, what it decided, its rollbacks and state.
 
 This module owns the exposition — metric names, label sets, buckets — and is the only one that
-imports ``prometheus_client`` (the ``metrics`` extra). :class:`CanaryMetrics` listens to a
-:class:`~litellm_canary.canary.Canary` and writes to its own :class:`CollectorRegistry` (never the
-global one, so it cannot clash with LiteLLM's Prometheus integration in the same process):
+imports ``prometheus_client`` (the ``metrics`` extra; the scrape-time families are in
+:mod:`litellm_canary.integrations.metrics_status`). :class:`CanaryMetrics` listens to a
+:class:`MetricsSource` (the ``Canary`` handle is one; this module never imports it) and writes to
+its own :class:`CollectorRegistry` (never the global one, so it cannot clash with LiteLLM's
+Prometheus integration in the same process):
 
 * ``litellm_canary_attempts_total{model_group, side, deployment, outcome}`` — counter; outcome is the
   status class (success, 4xx, 5xx, timeout, connection, retried, expired)
@@ -59,35 +61,69 @@ The TTFT histogram has a bucket boundary at every configured ttft_p99 threshold,
 from __future__ import annotations
 
 import threading
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, get_args
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from typing import Any, Protocol, get_args
 from wsgiref.simple_server import WSGIServer
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Histogram, make_asgi_app, start_http_server
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
     from prometheus_client.exposition import generate_latest
-    from prometheus_client.metrics_core import Metric
 except ImportError as error:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "litellm_canary.metrics needs prometheus-client: pip install 'litellm-canary[metrics]'"
     ) from error
 
+from litellm_canary.core.config import CanaryConfig
 from litellm_canary.core.controller import RollbackKind, RollbackRecord
 from litellm_canary.core.decision import Decision, Reason, Side
 from litellm_canary.core.outcomes import Outcome
 from litellm_canary.integrations.alert_rules import ttft_thresholds_s
-from litellm_canary.response.verification import Verdict
+from litellm_canary.integrations.metrics_status import StatusCollector
+from litellm_canary.response.verification import Verdict, VerificationResult
 
-if TYPE_CHECKING:
-    from litellm_canary.canary import Canary
+
+class _RollbackSignal(Protocol):
+    def on_rollback(self, listener: Callable[[RollbackRecord], None]) -> object: ...
+
+
+class _VerdictSignal(Protocol):
+    def on_verdict(self, listener: Callable[[str, VerificationResult], None]) -> object: ...
+
+
+class _LastRollback(Protocol):
+    @property
+    def last_rollback(self) -> RollbackRecord | None: ...
+
+
+class MetricsSource(Protocol):
+    """What :class:`CanaryMetrics` reads of a canary (the ``Canary`` handle is one): its config, each
+    group's last rollback, its status, and the outcome, decision, rollback and verdict signals."""
+
+    @property
+    def config(self) -> CanaryConfig: ...
+
+    @property
+    def runtimes(self) -> Mapping[str, _LastRollback]: ...
+
+    @property
+    def controller(self) -> _RollbackSignal: ...
+
+    @property
+    def followup(self) -> _VerdictSignal: ...
+
+    def on_outcome(self, listener: Callable[[Outcome], None]) -> object: ...
+
+    def on_decision(self, listener: Callable[[str, Decision, str], None]) -> object: ...
+
+    def status(self) -> dict[str, Any]: ...
+
 
 __all__ = [
     "LATENCY_BUCKETS",
     "OUTCOMES",
     "ROLLBACK_BUCKETS",
     "CanaryMetrics",
+    "MetricsSource",
     "serve_metrics",
 ]
 
@@ -152,7 +188,7 @@ class CanaryMetrics:
     ASGI app) or :func:`serve_metrics` (its own port).
     """
 
-    def __init__(self, canary: Canary, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, canary: MetricsSource, registry: CollectorRegistry | None = None) -> None:
         self.canary = canary
         self.registry = CollectorRegistry() if registry is None else registry
         config = canary.config
@@ -166,7 +202,7 @@ class CanaryMetrics:
         self._decision_children: dict[tuple[str, str, str], Counter] = {}
 
         # Registered first, so that a scrape settles late flag writes before the histogram is read.
-        self._collector = _StatusCollector(canary, self._settle_pending_flag_writes)
+        self._collector = StatusCollector(canary.status, self._settle_pending_flag_writes)
         self.registry.register(self._collector)
 
         self.attempts = Counter(
@@ -306,253 +342,6 @@ class CanaryMetrics:
                     del self._pending_flag[group]
                 elif self.canary.runtimes[group].last_rollback is not record:
                     del self._pending_flag[group]  # superseded by a later rollback: never written
-
-
-class _StatusCollector:
-    """The scrape-time metrics, read from ``Canary.status()``."""
-
-    def __init__(self, canary: Canary, before_collect: Callable[[], None]) -> None:
-        self._canary = canary
-        self._before_collect = before_collect
-
-    def describe(self) -> Iterable[Metric]:
-        return self._families()
-
-    def collect(self) -> Iterable[Metric]:
-        self._before_collect()
-        return self._families(self._canary.status())
-
-    def _families(self, status: dict[str, Any] | None = None) -> list[Metric]:
-        in_flight = GaugeMetricFamily(
-            "litellm_canary_in_flight_attempts",
-            "Attempts running now on each side of a rollout.",
-            labels=["model_group", "side"],
-        )
-        pins = GaugeMetricFamily(
-            "litellm_canary_conversation_pins",
-            "Conversations pinned to each side of a rollout.",
-            labels=["model_group", "side"],
-        )
-        state = GaugeMetricFamily(
-            "litellm_canary_rollout_state",
-            "1 when the rollout is rolled back (latched to stable), 0 when armed.",
-            labels=["model_group"],
-        )
-        pending = GaugeMetricFamily(
-            "litellm_canary_flag_write_pending",
-            "1 while a rollback's flag-store write is being retried.",
-            labels=["model_group"],
-        )
-        drain = GaugeMetricFamily(
-            "litellm_canary_conversation_drain_remaining_seconds",
-            "Time left for canary conversations to finish after a rollback.",
-            labels=["model_group"],
-        )
-        last = GaugeMetricFamily(
-            "litellm_canary_last_rollback_timestamp_seconds",
-            "Unix time of the rollout's last rollback decision.",
-            labels=["model_group"],
-        )
-        variants = CounterMetricFamily(
-            "litellm_canary_flag_evaluations",
-            "Canary flag evaluations, by the variant served.",
-            labels=["variant"],
-        )
-        errors = CounterMetricFamily(
-            "litellm_canary_flag_errors",
-            "Canary flag evaluations that failed (routed to stable), by cause.",
-            labels=["cause"],
-        )
-        families: list[Metric] = [in_flight, pins, state, pending, drain, last, variants, errors]
-        families += _flag_health_families(status)
-        families += _incident_families(status)
-        families += _eval_families(status)
-        families += _lifecycle_families(status)
-        if status is None:
-            return families
-        for group, view in status["groups"].items():
-            for side in _SIDES:
-                in_flight.add_metric([group, side], view["in_flight"][side])
-                pins.add_metric([group, side], view["pins"][side])
-            state.add_metric([group], 1.0 if view["state"] == "rolled_back" else 0.0)
-            pending.add_metric([group], 1.0 if view["flag_store"]["write_pending"] else 0.0)
-            drain.add_metric([group], view["conversation_drain_remaining_s"])
-            record = view["last_rollback"]
-            if record is not None:
-                last.add_metric([group], datetime.fromisoformat(record["decided_at"]).timestamp())
-        for variant, count in sorted(status["flag_variants"].items()):
-            variants.add_metric([variant], count)
-        for cause, count in sorted(status["flag_errors"].items()):
-            errors.add_metric([cause], count)
-        return families
-
-
-def _flag_health_families(status: dict[str, Any] | None) -> list[Metric]:
-    """The flag source's health and each flag's read-time breaker (:mod:`litellm_canary.flags`)."""
-    healthy = GaugeMetricFamily(
-        "litellm_canary_flag_provider_ready",
-        "1 while the OpenFeature provider reports READY; otherwise managed groups route to stable.",
-    )
-    suppressed = CounterMetricFamily(
-        "litellm_canary_flag_provider_log_suppressed",
-        "Repeated flag-provider log records suppressed by the rate limit.",
-    )
-    breaker_open = GaugeMetricFamily(
-        "litellm_canary_flag_read_breaker_open",
-        "1 while the group's flag reads were over budget: stable without reading until a probe passes.",
-        labels=["model_group"],
-    )
-    trips = CounterMetricFamily(
-        "litellm_canary_flag_read_breaker_trips",
-        "Times the group's flag-read breaker opened.",
-        labels=["model_group"],
-    )
-    over_budget = CounterMetricFamily(
-        "litellm_canary_flag_reads_over_budget",
-        "Flag reads (and probes) that took longer than the rollout's flag_read.budget_ms.",
-        labels=["model_group"],
-    )
-    families: list[Metric] = [healthy, suppressed, breaker_open, trips, over_budget]
-    if status is None:
-        return families
-    source = status.get("flag_source") or {}
-    healthy.add_metric([], 1.0 if source.get("provider_status") == "READY" else 0.0)
-    suppressed.add_metric([], source.get("provider_log_suppressed", 0))
-    for group, view in status["groups"].items():
-        breaker = view.get("flag_read")
-        if breaker is None:
-            continue
-        breaker_open.add_metric([group], 1.0 if breaker["state"] == "open" else 0.0)
-        trips.add_metric([group], breaker["trips"])
-        over_budget.add_metric([group], breaker["over_budget_reads"] + breaker["failed_probes"])
-    return families
-
-
-def _incident_families(status: dict[str, Any] | None) -> list[Metric]:
-    """Incident writes that failed, and incidents kept in memory until the directory works again."""
-    write_errors = CounterMetricFamily(
-        "litellm_canary_incident_write_errors",
-        "Incident writes that failed (the incident is kept in memory and retried).",
-        labels=["model_group"],
-    )
-    unwritten = GaugeMetricFamily(
-        "litellm_canary_incidents_unwritten",
-        "Incidents (or changes to them) waiting in memory for the incidents directory to work again.",
-        labels=["model_group"],
-    )
-    if status is not None:
-        for group, view in status["groups"].items():
-            record = view["last_rollback"] or {}
-            write_errors.add_metric([group], record.get("incident_write_errors", 0))
-            unwritten.add_metric([group], record.get("incidents_unwritten", 0))
-    return [write_errors, unwritten]
-
-
-def _eval_families(status: dict[str, Any] | None) -> list[Metric]:
-    """The eval pipeline's series (:mod:`litellm_canary.eval_sampling`), from ``status()``."""
-    mean = GaugeMetricFamily(
-        "litellm_canary_eval_score_mean",
-        "Mean eval score of each side since the rollout was (re-)armed, per score source.",
-        labels=["model_group", "side", "source"],
-    )
-    samples = GaugeMetricFamily(
-        "litellm_canary_eval_samples",
-        "Eval scores behind litellm_canary_eval_score_mean.",
-        labels=["model_group", "side", "source"],
-    )
-    e_value = GaugeMetricFamily(
-        "litellm_canary_eval_log_e_value",
-        "Log e-value of the eval_score sequential test of one source (the mean e-value rejects at 1/alpha).",
-        labels=["model_group", "source"],
-    )
-    scored = CounterMetricFamily(
-        "litellm_canary_eval_scored",
-        "Eval samples scored, by side, source and result (ok, failed: scorer or call error).",
-        labels=["model_group", "side", "source", "result"],
-    )
-    dropped = CounterMetricFamily(
-        "litellm_canary_eval_dropped",
-        "Sampled responses dropped unscored because the eval queue was full.",
-        labels=["model_group", "side"],
-    )
-    families: list[Metric] = [mean, samples, e_value, scored, dropped]
-    for group, view in ({} if status is None else status["groups"]).items():
-        evals = view.get("evals")
-        if not evals:
-            continue
-        for source, test in evals["series"].items():
-            e_value.add_metric([group, source], test["statistic"])
-            for side in _SIDES:
-                samples.add_metric([group, side, source], test[f"{side}_samples"])
-                if test[f"{side}_mean"] is not None:
-                    mean.add_metric([group, side, source], test[f"{side}_mean"])
-        for source, sides in evals["scored"].items():
-            for side, results in sides.items():
-                for result, count in results.items():
-                    scored.add_metric([group, side, source, result], count)
-        for side, count in evals["queue"]["dropped"].items():
-            dropped.add_metric([group, side], count)
-    return families
-
-
-def _lifecycle_families(status: dict[str, Any] | None) -> list[Metric]:
-    """Keep-warm, canary-window and feedback series (:mod:`litellm_canary.lifecycle`), from ``status()``."""
-    healthy = GaugeMetricFamily(
-        "litellm_canary_stable_healthy",
-        "1 when the stable deployment's last keep-warm probe succeeded, 0 when it failed.",
-        labels=["model_group", "deployment"],
-    )
-    probes = CounterMetricFamily(
-        "litellm_canary_keep_warm_probes",
-        "Keep-warm probes sent to stable deployments, by result (ok, failed).",
-        labels=["model_group", "deployment", "result"],
-    )
-    share = GaugeMetricFamily(
-        "litellm_canary_stable_traffic_share",
-        "Stable's share of the group's real attempts over the keep-warm window.",
-        labels=["model_group"],
-    )
-    remaining = GaugeMetricFamily(
-        "litellm_canary_window_remaining_seconds",
-        "Time left in the rollout's canary window (0 once ended or promoted).",
-        labels=["model_group"],
-    )
-    ready = GaugeMetricFamily(
-        "litellm_canary_ready_to_promote",
-        "1 when the canary window has ended without a rollback and the rollout is not promoted yet.",
-        labels=["model_group"],
-    )
-    feedback_count = CounterMetricFamily(
-        "litellm_canary_feedback",
-        "User feedback scores recorded per side since the rollout was (re-)armed.",
-        labels=["model_group", "side"],
-    )
-    feedback_mean = GaugeMetricFamily(
-        "litellm_canary_feedback_score_mean",
-        "Mean user feedback score per side since the rollout was (re-)armed.",
-        labels=["model_group", "side"],
-    )
-    families: list[Metric] = [healthy, probes, share, remaining, ready, feedback_count, feedback_mean]
-    for group, view in ({} if status is None else status["groups"]).items():
-        warm = view.get("keep_warm")
-        if warm:
-            share.add_metric([group], warm["stable_share"])
-            for deployment, health in warm["deployments"].items():
-                if health["healthy"] is not None:
-                    healthy.add_metric([group, deployment], 1.0 if health["healthy"] else 0.0)
-                for result, count in health["probes"].items():
-                    probes.add_metric([group, deployment, result], count)
-        window = view.get("window")
-        if window:
-            remaining.add_metric([group], window["remaining_s"])
-            ready.add_metric([group], 1.0 if window["ready_to_promote"] else 0.0)
-        feedback = view.get("feedback")
-        if feedback:
-            for side, summary in feedback["sides"].items():
-                feedback_count.add_metric([group, side], summary["count"])
-                if summary["mean"] is not None:
-                    feedback_mean.add_metric([group, side], summary["mean"])
-    return families
 
 
 def serve_metrics(metrics: CanaryMetrics, host: str = "127.0.0.1", port: int = 0) -> tuple[WSGIServer, int]:

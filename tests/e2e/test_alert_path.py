@@ -7,7 +7,7 @@ only come through the alert path: real Prometheus (scraping the gateway every 1 
 generated from the same rollout with its rules on, ``time_scale`` 30) and real Alertmanager (the
 generated config, posting to the gateway's ``/alertmanager`` with the bearer token). Worker threads
 send steady traffic, each request with its own ``user``.
-(:mod:`litellm_canary.testing.monitoring_stack` has the rig.)
+(:mod:`litellm_canary.testing.alert_path_rig` has the rig.)
 
 * A canary that starts failing every request is rolled back with ``kind == "alert"`` and a reason
   naming the alert; once the latch is observed, no new request is decided to, or reaches, the canary.
@@ -29,16 +29,16 @@ from pathlib import Path
 import pytest
 
 from litellm_canary.integrations.alert_rules import ALERT_NAMES
-from litellm_canary.testing.monitoring_stack import (
+from litellm_canary.testing.alert_path_rig import (
     CANARY_ANSWER,
     MODEL_GROUP,
     STABLE_ANSWER,
     AlertPathRig,
     Traffic,
     alert_path,
-    require_binaries,
-    wait_until,
 )
+from litellm_canary.testing.gateway_process import wait_until
+from litellm_canary.testing.monitoring_stack import require_binaries
 
 TOKEN = "alert-path-token-0123456789"
 ROLLBACK_TIMEOUT_S = 30.0

@@ -37,13 +37,12 @@ from litellm_canary.detection.rules import (
 )
 from litellm_canary.integrations.alert_rules import (
     ALERT_NAMES,
-    alertmanager_config,
-    alertmanager_config_data,
-    prometheus_duration,
     prometheus_rules,
     prometheus_rules_data,
     ttft_thresholds_s,
 )
+from litellm_canary.integrations.alertmanager_config import alertmanager_config, alertmanager_config_data
+from litellm_canary.integrations.promql import prometheus_duration
 from tests.support import REPO
 from tests.support.helpers import missing_tool
 
