@@ -29,6 +29,7 @@ from litellm_canary.core.controller import (
     UnknownModelGroup,
 )
 from litellm_canary.core.decision import Decision, Side
+from litellm_canary.core.deployment_filter import CanaryRouting
 from litellm_canary.core.flags import (
     FlagdFileStore,
     FlagReader,
@@ -38,9 +39,9 @@ from litellm_canary.core.flags import (
     flagd_file_provider,
     validate_flagd_file,
 )
+from litellm_canary.core.outcome_callbacks import CanaryCallbacks
 from litellm_canary.core.outcomes import Outcome, OutcomeRecorder
 from litellm_canary.core.pins import RolloutPins
-from litellm_canary.core.router_hook import CanaryCallbacks, CanaryRouting
 from litellm_canary.detection.eval_sampling import EvalPipeline
 from litellm_canary.detection.evaluation_loop import AutoRollback
 from litellm_canary.detection.rules import EvalScores
@@ -105,10 +106,14 @@ class Canary:
             step_s=self.config.evaluation_step_s,
             cooling_down=self._routing.canary_cooldowns,
         )
-        self.outcomes.add_listener(self.auto_rollback.record)
+        self.outcomes.recorded.connect(self.auto_rollback.record)
         self.evals.use_monitors(self.auto_rollback.monitors)
         self._callbacks = CanaryCallbacks(self.runtimes, self.outcomes.record)
-        self._callbacks.success_listeners.append(self.evals.offer)
+        self._callbacks.successes.connect(self.evals.offer)
+        # The controller is the one re-arm path: every re-arm side effect is a re-arm listener.
+        self.controller.on_rearm(lambda group, _origin: self.outcomes.clear(group))
+        self.controller.on_rearm(lambda group, _origin: self.auto_rollback.rearmed(group))
+        self.controller.on_rearm(lambda group, _origin: self.evals.rearmed(group))
         self._attached = False
         # 3. Apply, undoing every step already done if a later one fails: the application is left
         #    exactly as it was (files we created removed, threads stopped, provider and hooks restored).
@@ -118,8 +123,18 @@ class Canary:
             self.controller.restore()  # a rollback recorded with the flag outlives restarts
             # canary window + promotion, keep-warm prober, user feedback
             self.lifecycle = Lifecycle(
-                self, router, self._callbacks.success_listeners, clock=clock, wall_clock=wall_clock
+                self.config,
+                self.runtimes,
+                self.store,
+                router,
+                outcomes=self.outcomes.recorded,
+                successes=self._callbacks.successes,
+                rollbacks=self.controller.rollbacks,
+                rearms=self.controller.rearms,
+                clock=clock,
+                wall_clock=wall_clock,
             )
+            self.controller.unhealthy_stable = self.lifecycle.keep_warm.unhealthy
             self.lifecycle.feedback.add_listener(self.evals.on_feedback)  # evals.feedback: a series
             undo.append(self.lifecycle.stop)
             # incidents, post-rollback verification, the last drill
@@ -177,12 +192,7 @@ class Canary:
     def rearm(self, model_group: str, *, origin: str | None = None) -> bool:
         """Release the rollback latch; the flag decides again. Returns False if it was not latched.
         ``origin`` is set by the broadcast when another replica re-armed."""
-        rearmed = self.controller.rearm(model_group, origin=origin)
-        if rearmed:
-            self.outcomes.clear(model_group)
-            self.auto_rollback.rearmed(model_group)
-            self.evals.rearmed(model_group)
-        return rearmed
+        return self.controller.rearm(model_group, origin=origin)  # its re-arm listeners do the rest
 
     def set_canary_percent(self, model_group: str, percent: float) -> None:
         """Write a sticky percentage rollout of ``model_group``'s flag to the flag store.
@@ -243,13 +253,13 @@ class Canary:
 
     def on_outcome(self, listener: Callable[[Outcome], None]) -> None:
         """Call ``listener`` with every attempt's outcome (off the request path)."""
-        self.outcomes.add_listener(listener)
+        self.outcomes.recorded.connect(listener)
 
     def on_decision(self, listener: Callable[[str, Decision, str], None]) -> None:
         """Call ``listener(model_group, decision, deployment_id)`` on every decision (on the request
         path: keep it to a few microseconds). ``deployment_id`` is ``""`` when LiteLLM chooses the
         deployment within the side after the decision (the default, async routing)."""
-        self._routing.decision_listeners.append(listener)
+        self._routing.decider.decisions.connect(listener)
 
     def status(self) -> dict[str, Any]:
         """A JSON-serialisable view of every rollout."""
@@ -285,7 +295,7 @@ class Canary:
             "flag_errors": dict(self.flags.errors),
             "decision_errors": self._routing.pick_errors,
             # canary decisions sent to stable because no canary deployment could serve the attempt
-            "canary_not_serving": dict(self._routing.canary_not_serving),
+            "canary_not_serving": dict(self._routing.decider.canary_not_serving),
             # outcomes on managed deployments that no decision covered (sync or by-id calls)
             "unsteered": dict(self._callbacks.unsteered),
             # request tags dropped because they matched no stable deployment (never a side change)

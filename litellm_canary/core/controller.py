@@ -24,6 +24,7 @@ from opentelemetry import trace
 
 from litellm_canary.core.config import Rollout
 from litellm_canary.core.decision import Side
+from litellm_canary.core.events import Signal
 from litellm_canary.core.flags import FlagdFileStore, FlagStore
 from litellm_canary.core.pins import InFlightAtFlip, RolloutPins
 from litellm_canary.core.redact import clean_text, clean_value, scrub, scrub_value
@@ -182,8 +183,8 @@ class RollbackController:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[RollbackRecord], None]] = []
-        self._rearm_listeners: list[Callable[[str, str | None], None]] = []
+        self.rollbacks: Signal[[RollbackRecord]] = Signal("rollback")
+        self.rearms: Signal[[str, str | None]] = Signal("rearm")  # (model_group, origin)
         self._closed = threading.Event()
         # Which stable deployments are known unhealthy (set by the keep-warm prober).
         self.unhealthy_stable: Callable[[str], list[str]] = lambda model_group: []
@@ -245,11 +246,13 @@ class RollbackController:
         return runtime
 
     def on_rollback(self, listener: Callable[[RollbackRecord], None]) -> None:
-        self._listeners.append(listener)
+        """Call ``listener(record)`` after every rollback that latched (a repeat emits nothing)."""
+        self.rollbacks.connect(listener)
 
     def on_rearm(self, listener: Callable[[str, str | None], None]) -> None:
-        """Call ``listener(model_group, origin)`` after every re-arm that released a latch."""
-        self._rearm_listeners.append(listener)
+        """Call ``listener(model_group, origin)`` after every re-arm that released a latch: the one
+        re-arm path, so every re-arm side effect (fresh tallies, windows, triggers) is such a listener."""
+        self.rearms.connect(listener)
 
     def rollback(
         self,
@@ -329,11 +332,7 @@ class RollbackController:
             runtime.flag_write_pending = False
             runtime.pins.rearm()
         logger.info("canary rollout %r re-armed%s", model_group, f" (from {origin})" if origin else "")
-        for listener in self._rearm_listeners:
-            try:
-                listener(model_group, origin)
-            except Exception:
-                logger.exception("rearm listener %r failed", listener)
+        self.rearms.emit(model_group, origin)
         return True
 
     def close(self) -> None:
@@ -426,8 +425,4 @@ class RollbackController:
                 attributes[f"litellm_canary.cause.{key}"] = value
         with _tracer.start_as_current_span("litellm_canary.rollback", attributes=attributes) as span:
             span.add_event("rollback", attributes=attributes)
-        for listener in self._listeners:
-            try:
-                listener(record)
-            except Exception:
-                logger.exception("rollback listener %r failed", listener)
+        self.rollbacks.emit(record)

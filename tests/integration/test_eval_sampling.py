@@ -554,7 +554,7 @@ class Waiter:
 def _offers(canary: litellm_canary.Canary) -> Waiter:
     """Counts successful attempts after the eval pipeline has seen them (listeners run in order)."""
     waiter = Waiter()
-    canary._callbacks.success_listeners.append(waiter)
+    canary._callbacks.successes.connect(waiter)
     return waiter
 
 

@@ -59,7 +59,7 @@ async def test_every_rollback_writes_an_incident_completed_after_drain_and_verif
         # feedback map (registered before it) knows the response.
         logged = asyncio.Queue[str]()
         loop = asyncio.get_running_loop()
-        canary._callbacks.success_listeners.append(
+        canary._callbacks.successes.connect(
             lambda outcome, kwargs, response: loop.call_soon_threadsafe(logged.put_nowait, response.id)
         )
         for i in range(8):
