@@ -43,8 +43,8 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from litellm_canary.core.config import BroadcastConfig, ConfigError
-from litellm_canary.core.controller import RollbackKind, RollbackRecord
 from litellm_canary.core.redact import scrub
+from litellm_canary.core.rollback_record import RollbackKind, RollbackRecord
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary

@@ -18,10 +18,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from litellm_canary.core.config import CanaryConfig
-from litellm_canary.core.controller import RollbackRecord, RolloutRuntime
+from litellm_canary.core.controller import RolloutRuntime
 from litellm_canary.core.events import Signal
 from litellm_canary.core.flags import FlagdFileStore, FlagStore
 from litellm_canary.core.outcomes import Outcome
+from litellm_canary.core.rollback_record import RollbackRecord
 from litellm_canary.detection.feedback import FeedbackBook
 from litellm_canary.release.canary_window import (
     CanaryWindows,

@@ -16,9 +16,9 @@ from litellm import Router
 
 import litellm_canary
 from litellm_canary.core.config import ConfigError, EvalScoreTrigger
-from litellm_canary.core.controller import RollbackRecord
 from litellm_canary.core.decision import Side
 from litellm_canary.core.outcomes import Outcome
+from litellm_canary.core.rollback_record import RollbackRecord
 from litellm_canary.detection.eval_sampling import EvalJudge, EvalPipeline, Sample, SampleQueue
 from litellm_canary.detection.evals import mean_log_e_value, response_text
 from litellm_canary.testing.fake_upstream import FakeUpstream
