@@ -48,8 +48,8 @@ from litellm.router import Router
 import litellm_canary
 from litellm_canary import Side
 from litellm_canary.core.config import Triggers
-from litellm_canary.core.controller import RollbackRecord
 from litellm_canary.core.decision import Decision
+from litellm_canary.core.rollback_record import RollbackRecord
 from litellm_canary.testing.fake_upstream import FakeUpstream
 
 logger = logging.getLogger("benchmarks.detection")

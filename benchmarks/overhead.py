@@ -64,7 +64,7 @@ from opentelemetry import trace
 import litellm_canary
 from litellm_canary import Side
 from litellm_canary.core.decision import decide
-from litellm_canary.core.router_hook import STAMP_KEY, stamp_key
+from litellm_canary.core.request_stamps import STAMP_KEY, stamp_key
 
 logger = logging.getLogger("benchmarks.overhead")
 
@@ -318,7 +318,7 @@ def measure_isolated_parts(canary: litellm_canary.Canary, router: Router, n: int
     healthy = candidates(canary)
     parts: dict[str, Callable[[], object]] = {
         "flag_read": lambda: canary.flags.read(FLAG_KEY, context),
-        "evaluation_context": lambda: canary._routing._context(request, request["metadata"], None),
+        "evaluation_context": lambda: canary._routing.decider._context(request, request["metadata"], None),
         "side_filter": lambda: canary._routing._on_side(runtime, flag_side, healthy),
         "decide": lambda: decide(rolled_back=False, flag_side=flag_side, pin=None, drain_open=False),
         "attempt_open_close": lambda: pins.close(pins.open(flag_side, ""), "success"),

@@ -63,7 +63,7 @@ from litellm_canary import Side
 from litellm_canary.core.config import Triggers
 from litellm_canary.core.decision import Decision
 from litellm_canary.core.outcomes import Outcome
-from litellm_canary.core.router_hook import STAMP_KEY
+from litellm_canary.core.request_stamps import STAMP_KEY
 from litellm_canary.testing.fake_upstream import FakeUpstream
 
 logger = logging.getLogger("benchmarks.switch_latency")

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from litellm_canary.core.config import CanaryConfig, ConfigError, load_config_file, parse_config
-from litellm_canary.core.controller import RollbackRecord, RolledBackError, UnknownModelGroup
+from litellm_canary.core.controller import RolledBackError, UnknownModelGroup
 from litellm_canary.core.decision import Decision, Side
 from litellm_canary.core.outcomes import Outcome
+from litellm_canary.core.rollback_record import RollbackRecord
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary, attach

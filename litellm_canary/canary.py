@@ -7,40 +7,36 @@ answers ``status()``. It owns no routing logic of its own.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import litellm
-from openfeature import api
-from openfeature.provider._registry import provider_registry
 
+from litellm_canary.core.attach_steps import (
+    make_flag_store,
+    provider_restorer,
+    remove_created,
+    seed_flag_store,
+    set_provider,
+    validate_flag_store,
+)
 from litellm_canary.core.config import CanaryConfig, ConfigError, parse_config, validate_against_deployments
 from litellm_canary.core.controller import (
     RollbackController,
-    RollbackKind,
     RolledBackError,
     RolloutRuntime,
     UnknownModelGroup,
 )
 from litellm_canary.core.decision import Decision, Side
-from litellm_canary.core.flags import (
-    FlagdFileStore,
-    FlagReader,
-    FlagStore,
-    MemoryFlagProvider,
-    MemoryFlagStore,
-    flagd_file_provider,
-    validate_flagd_file,
-)
+from litellm_canary.core.deployment_filter import CanaryRouting
+from litellm_canary.core.drain_wait import DrainWaiters
+from litellm_canary.core.flags import FlagReader
+from litellm_canary.core.outcome_callbacks import CanaryCallbacks
 from litellm_canary.core.outcomes import Outcome, OutcomeRecorder
 from litellm_canary.core.pins import RolloutPins
-from litellm_canary.core.router_hook import CanaryCallbacks, CanaryRouting
+from litellm_canary.core.rollback_record import RollbackKind
 from litellm_canary.detection.evals.sampling import EvalPipeline
 from litellm_canary.detection.evaluation_loop import AutoRollback
 from litellm_canary.detection.rules import EvalScores
@@ -70,10 +66,9 @@ class Canary:
         self._router = router
         self._clock = clock
         validate_against_deployments(self.config, _router_groups(router))
-        _validate_flag_store(self.config)
+        validate_flag_store(self.config)
         # 2. Build this canary's own objects (nothing outside them changes yet).
-        self._idle_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-        self._idle_lock = threading.Lock()
+        self._drain_waiters = DrainWaiters()
         self.runtimes: dict[str, RolloutRuntime] = {
             rollout.model_group: RolloutRuntime(
                 config=rollout,
@@ -82,14 +77,14 @@ class Canary:
                     max_attempt_s=self.config.max_attempt_s,
                     conversation_ttl_s=self.config.conversation_pin_ttl_s,
                     max_conversations=self.config.max_conversation_pins,
-                    on_canary_idle=self._wake_idle_waiters,
+                    on_canary_idle=self._drain_waiters.wake,
                 ),
             )
             for rollout in self.config.rollouts
         }
         self.outcomes = OutcomeRecorder()
         self.evals = EvalPipeline(self.config, self.runtimes, router)  # loads scorers: may raise
-        self.store, provider = self._make_flag_store()
+        self.store, provider = make_flag_store(self.config)
         self.flags = FlagReader(
             self.config.openfeature_domain,
             clock=clock,
@@ -105,26 +100,40 @@ class Canary:
             step_s=self.config.evaluation_step_s,
             cooling_down=self._routing.canary_cooldowns,
         )
-        self.outcomes.add_listener(self.auto_rollback.record)
+        self.outcomes.recorded.connect(self.auto_rollback.record)
         self.evals.use_monitors(self.auto_rollback.monitors)
         self._callbacks = CanaryCallbacks(self.runtimes, self.outcomes.record)
-        self._callbacks.success_listeners.append(self.evals.offer)
+        self._callbacks.successes.connect(self.evals.offer)
+        # The controller is the one re-arm path: every re-arm side effect is a re-arm listener.
+        self.controller.on_rearm(lambda group, _origin: self.outcomes.clear(group))
+        self.controller.on_rearm(lambda group, _origin: self.auto_rollback.rearmed(group))
+        self.controller.on_rearm(lambda group, _origin: self.evals.rearmed(group))
         self._attached = False
         # 3. Apply, undoing every step already done if a later one fails: the application is left
         #    exactly as it was (files we created removed, threads stopped, provider and hooks restored).
         undo: list[Callable[[], None]] = []
         try:
-            self._seed_flag_store(undo)
+            seed_flag_store(self.store, self.config, undo)
             self.controller.restore()  # a rollback recorded with the flag outlives restarts
             # canary window + promotion, keep-warm prober, user feedback
             self.lifecycle = Lifecycle(
-                self, router, self._callbacks.success_listeners, clock=clock, wall_clock=wall_clock
+                self.config,
+                self.runtimes,
+                self.store,
+                router,
+                outcomes=self.outcomes.recorded,
+                successes=self._callbacks.successes,
+                rollbacks=self.controller.rollbacks,
+                rearms=self.controller.rearms,
+                clock=clock,
+                wall_clock=wall_clock,
             )
+            self.controller.unhealthy_stable = self.lifecycle.keep_warm.unhealthy
             self.lifecycle.feedback.add_listener(self.evals.on_feedback)  # evals.feedback: a series
             undo.append(self.lifecycle.stop)
             # incidents, post-rollback verification, the last drill
             if self.config.incidents is not None:
-                undo.append(_remove_created(directories=(self.config.incidents.dir,)))
+                undo.append(remove_created(directories=(self.config.incidents.dir,)))
             self.followup = install_followup(self, clock=clock, wall_clock=wall_clock, auto=background)
             undo.append(self.followup.stop)
             self.broadcast = install_broadcast(
@@ -133,8 +142,8 @@ class Canary:
             if self.broadcast is not None:
                 undo.append(self.broadcast.stop)
             if provider is not None:
-                undo.append(_provider_restorer(self.config.openfeature_domain))
-                _set_provider(provider, self.config.openfeature_domain)
+                undo.append(provider_restorer(self.config.openfeature_domain))
+                set_provider(provider, self.config.openfeature_domain)
             # The canary decision narrows each async attempt's candidates; LiteLLM picks among them.
             self._strategy_registered = False
             litellm.logging_callback_manager.add_litellm_callback(self._routing)
@@ -179,12 +188,7 @@ class Canary:
     def rearm(self, model_group: str, *, origin: str | None = None) -> bool:
         """Release the rollback latch; the flag decides again. Returns False if it was not latched.
         ``origin`` is set by the broadcast when another replica re-armed."""
-        rearmed = self.controller.rearm(model_group, origin=origin)
-        if rearmed:
-            self.outcomes.clear(model_group)
-            self.auto_rollback.rearmed(model_group)
-            self.evals.rearmed(model_group)
-        return rearmed
+        return self.controller.rearm(model_group, origin=origin)  # its re-arm listeners do the rest
 
     def set_canary_percent(self, model_group: str, percent: float) -> None:
         """Write a sticky percentage rollout of ``model_group``'s flag to the flag store.
@@ -245,34 +249,23 @@ class Canary:
 
     def on_outcome(self, listener: Callable[[Outcome], None]) -> None:
         """Call ``listener`` with every attempt's outcome (off the request path)."""
-        self.outcomes.add_listener(listener)
+        self.outcomes.recorded.connect(listener)
 
     def on_decision(self, listener: Callable[[str, Decision, str], None]) -> None:
         """Call ``listener(model_group, decision, deployment_id)`` on every decision (on the request
         path: keep it to a few microseconds). ``deployment_id`` is ``""`` when LiteLLM chooses the
         deployment within the side after the decision (the default, async routing)."""
-        self._routing.decision_listeners.append(listener)
+        self._routing.decider.decisions.connect(listener)
 
     def status(self) -> dict[str, Any]:
         """A JSON-serialisable view of every rollout."""
         groups: dict[str, Any] = {}
         for group, runtime in self.runtimes.items():
-            pins = runtime.pins
-            pins.expire_stale()
             last = runtime.last_rollback
             groups[group] = {
-                "state": "rolled_back" if runtime.rolled_back else "armed",
-                "flag_key": runtime.config.flag_key,
-                "last_flag_value": runtime.last_flag_value,
-                "in_flight": {side.value: pins.in_flight(side) for side in Side},
-                "pins": {side.value: pins.conversation_pins(side) for side in Side},
-                "conversation_drain_remaining_s": round(pins.drain_remaining_s(), 3),
+                **self.controller.status(group),  # state, flag, in-flight attempts, pins, drain
                 "attempts": self.outcomes.summary(group),
-                "flag_store": {
-                    "kind": self.store.describe() if self.store else None,
-                    "write_pending": runtime.flag_write_pending,
-                    "last_error": runtime.flag_write_error,
-                },
+                "flag_store": self.controller.flag_store_status(group),
                 "triggers": self.auto_rollback.status(group),
                 "evals": self.evals.status(group),
                 **self.lifecycle.status(group),  # window, keep_warm, feedback
@@ -287,7 +280,7 @@ class Canary:
             "flag_errors": dict(self.flags.errors),
             "decision_errors": self._routing.pick_errors,
             # canary decisions sent to stable because no canary deployment could serve the attempt
-            "canary_not_serving": dict(self._routing.canary_not_serving),
+            "canary_not_serving": dict(self._routing.decider.canary_not_serving),
             # outcomes on managed deployments that no decision covered (sync or by-id calls)
             "unsteered": dict(self._callbacks.unsteered),
             # request tags dropped because they matched no stable deployment (never a side change)
@@ -303,31 +296,7 @@ class Canary:
         Returns False on timeout. Waits on the event the last closing canary attempt sets; also wakes
         at the conversation-drain deadline and once a second to expire abandoned attempts.
         """
-        pins = self.controller.runtime(model_group).pins
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        event = asyncio.Event()
-        with self._idle_lock:
-            self._idle_waiters.append((loop, event))
-        try:
-            while True:
-                pins.expire_stale()
-                if pins.canary_drained():
-                    return True
-                wait = 1.0
-                if pins.drain_remaining_s() > 0:
-                    wait = min(wait, pins.drain_remaining_s())
-                if deadline is not None:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        return False
-                    wait = min(wait, remaining)
-                event.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), wait)
-        finally:
-            with self._idle_lock:
-                self._idle_waiters.remove((loop, event))
+        return await self._drain_waiters.drained(self.controller.runtime(model_group).pins, timeout)
 
     def detach(self) -> None:
         """Remove every hook: the Router routes as if the canary had never been attached."""
@@ -350,103 +319,11 @@ class Canary:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _wake_idle_waiters(self) -> None:
-        with self._idle_lock:
-            waiters = list(self._idle_waiters)
-        for loop, event in waiters:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(event.set)
-
     def _restore_routing(self) -> None:
         settings = self._router.settings()
         self._router.routing_strategy_init(
             settings.routing_strategy, settings.as_dict().get("routing_strategy_args") or {}
         )
-
-    def _make_flag_store(self) -> tuple[FlagStore | None, Any]:
-        """The flag store and the provider to install for it (neither written nor installed yet)."""
-        store_config = self.config.flag_store
-        if store_config is None:
-            return None, None
-        if store_config.kind == "memory":
-            provider = MemoryFlagProvider()
-            store = MemoryFlagStore(provider)
-            for rollout in self.config.rollouts:
-                store.set_side(rollout.flag_key, Side.STABLE)  # in the new provider only
-            return store, provider
-        assert store_config.path is not None
-        return FlagdFileStore(store_config.path), flagd_file_provider(store_config.path, store_config.poll_ms)
-
-    def _seed_flag_store(self, undo: list[Callable[[], None]]) -> None:
-        """Create each rollout's flag (serving stable) in a flag file that lacks it; ``undo`` removes
-        the file, its lock and directories if this attach created them."""
-        if not isinstance(self.store, FlagdFileStore):
-            return
-        file_store = self.store
-        undo.append(_remove_created(files=(file_store.path, Path(str(file_store.path) + ".lock"))))
-        document = file_store.read()
-        for rollout in self.config.rollouts:
-            if rollout.flag_key not in document["flags"]:
-                file_store.set_side(rollout.flag_key, Side.STABLE)
-
-
-def _validate_flag_store(config: CanaryConfig) -> None:
-    """An existing flag file must be a readable flagd document (before anything is changed)."""
-    store_config = config.flag_store
-    if store_config is None or store_config.kind != "flagd_file" or store_config.path is None:
-        return
-    validate_flagd_file(store_config.path)  # a ConfigError naming the file and the problem (line, column)
-
-
-def _remove_created(files: tuple[Path, ...] = (), directories: tuple[Path, ...] = ()) -> Callable[[], None]:
-    """An undo step removing those of ``files`` and ``directories`` (and their parent directories)
-    that do not exist now; a directory is removed only while empty."""
-    missing = [path for path in files if not path.exists()]
-    new_dirs: list[Path] = []
-    for path in (*files, *directories):
-        for parent in (
-            (path.absolute(), *path.absolute().parents) if path in directories else path.absolute().parents
-        ):
-            if parent.exists():
-                break
-            new_dirs.append(parent)
-
-    def remove() -> None:
-        for path in missing:
-            path.unlink(missing_ok=True)
-        for directory in sorted(set(new_dirs), key=lambda d: len(d.parts), reverse=True):
-            with contextlib.suppress(OSError):
-                directory.rmdir()
-
-    return remove
-
-
-def _provider_restorer(domain: str | None) -> Callable[[], None]:
-    """An undo step putting back the provider ``domain`` has now."""
-    previous = provider_registry.get_provider(domain)
-    # The SDK has no public "unbind a domain"; its registry's domain map is the one private piece
-    # used here (contract test: tests/test_attach_atomic.py).
-    bound = domain is None or domain in provider_registry._providers
-
-    def restore() -> None:
-        if domain is None:
-            api.set_provider(previous)
-        elif bound:
-            api.set_provider(previous, domain)
-        else:
-            with provider_registry._lock:
-                ours = provider_registry._providers.pop(domain, None)
-            if ours is not None:
-                ours.shutdown()
-
-    return restore
-
-
-def _set_provider(provider: Any, domain: str | None) -> None:
-    if domain is None:
-        api.set_provider_and_wait(provider)
-    else:
-        api.set_provider_and_wait(provider, domain)
 
 
 def _router_groups(router: Any) -> dict[str, list[str]]:

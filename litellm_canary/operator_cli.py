@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from litellm_canary.core.config import CanaryConfig, ConfigError, Rollout, load_config_file
-from litellm_canary.core.controller import ROLLED_BACK_AT
 from litellm_canary.core.decision import Side
 from litellm_canary.core.flags import FlagdFileStore
+from litellm_canary.core.rollback_record import ROLLED_BACK_AT
 from litellm_canary.release.canary_window import FlagMetadataWindowStore, WindowState
 
 TOKEN_ENV = "LITELLM_CANARY_TOKEN"
@@ -252,8 +252,8 @@ def _flag_file(config: CanaryConfig, config_path: str) -> FlagdFileStore | None:
 
 
 def _rollback_mark(reason: str) -> dict[str, float | str]:
-    from litellm_canary.core.controller import LAST_ROLLBACK_AT, LAST_ROLLBACK_KIND, LAST_ROLLBACK_REASON
     from litellm_canary.core.redact import scrub
+    from litellm_canary.core.rollback_record import LAST_ROLLBACK_AT, LAST_ROLLBACK_KIND, LAST_ROLLBACK_REASON
 
     now = time.time()
     return {

@@ -12,37 +12,31 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from opentelemetry import trace
 
 from litellm_canary.core.config import Rollout
 from litellm_canary.core.decision import Side
+from litellm_canary.core.events import Signal
 from litellm_canary.core.flags import FlagdFileStore, FlagStore
-from litellm_canary.core.pins import InFlightAtFlip, RolloutPins
+from litellm_canary.core.pins import RolloutPins
 from litellm_canary.core.redact import clean_text, clean_value, scrub, scrub_value
+from litellm_canary.core.rollback_record import (
+    KINDS,
+    ROLLED_BACK_AT,
+    RollbackKind,
+    RollbackRecord,
+    iso_time,
+    restored_record,
+)
 
 logger = logging.getLogger("litellm_canary.controller")
 _tracer = trace.get_tracer("litellm_canary")
-
-RollbackKind = Literal["manual", "automatic", "alert", "drill"]
-_KINDS = ("manual", "automatic", "alert", "drill")
-
-# The rolled-back state kept in the flag's flagd ``metadata`` (string/number/bool values only), written
-# in the same atomic file write that sets the flag to stable, so every replica and every restart sees
-# it. ``rolled_back_at`` is present exactly while the group is rolled back (the canary window reads
-# it too); the ``last_rollback_*`` keys stay after a re-arm as the record of the last rollback.
-ROLLED_BACK_AT = "litellm_canary.rolled_back_at"
-LAST_ROLLBACK_AT = "litellm_canary.last_rollback_at"
-LAST_ROLLBACK_KIND = "litellm_canary.last_rollback_kind"
-LAST_ROLLBACK_REASON = "litellm_canary.last_rollback_reason"
-_MAX_STORED_REASON = 1000
 
 
 class RolledBackError(Exception):
@@ -54,98 +48,6 @@ class UnknownModelGroup(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown model group"
-
-
-def _iso(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass
-class RollbackRecord:
-    """What one rollback did, with monotonic timings (seconds) and wall-clock time for humans."""
-
-    model_group: str
-    kind: RollbackKind
-    reason: str
-    cause: Mapping[str, Any] | None
-    decided_at: str
-    decided_mono: float
-    latched_mono: float
-    in_flight_at_flip: dict[str, int]
-    canary_attempts: InFlightAtFlip
-    flag_store: str | None
-    flag_written_mono: float | None = None
-    flag_error: str | None = None
-    repeated: bool = False  # the group was already rolled back; nothing changed
-    origin: str | None = None  # None: decided in this process; else the replica it was broadcast from
-    # Stable deployments whose last keep-warm probe had failed when the rollback was decided.
-    stable_unhealthy_at_rollback: list[str] = field(default_factory=list)
-    decided_wall: float | None = None  # Unix seconds (persisted with the flag)
-    restored: bool = False  # read back from the flag store at attach (a restart), not decided here
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "model_group": self.model_group,
-            "kind": self.kind,
-            "reason": self.reason,
-            "cause": dict(self.cause) if self.cause else None,
-            "decided_at": self.decided_at,
-            "latch_us": round((self.latched_mono - self.decided_mono) * 1e6, 1),
-            "flag_store": self.flag_store,
-            "flag_written_after_ms": None
-            if self.flag_written_mono is None
-            else round((self.flag_written_mono - self.decided_mono) * 1e3, 3),
-            "flag_error": self.flag_error,
-            "in_flight_at_flip": dict(self.in_flight_at_flip),
-            "canary_attempts": self.canary_attempts.as_dict(),
-            "repeated": self.repeated,
-            "origin": self.origin,
-            "stable_unhealthy_at_rollback": list(self.stable_unhealthy_at_rollback),
-            "restored": self.restored,
-        }
-
-    def persisted(self) -> dict[str, float | str]:
-        """The flag-metadata keys that keep this rollback across restarts and replicas."""
-        wall = self.decided_wall if self.decided_wall is not None else time.time()
-        reason = scrub(self.reason)[:_MAX_STORED_REASON].encode("utf-8", "replace").decode("utf-8")
-        return {
-            ROLLED_BACK_AT: wall,
-            LAST_ROLLBACK_AT: wall,
-            LAST_ROLLBACK_KIND: self.kind,
-            LAST_ROLLBACK_REASON: reason,
-        }
-
-
-def restored_record(
-    model_group: str, metadata: Mapping[str, Any] | None, now_mono: float
-) -> RollbackRecord | None:
-    """The rollback recorded in a flag's metadata while the group is rolled back; None when armed.
-
-    A ``rolled_back_at`` that is not a finite number still means "rolled back" (when in doubt, stable);
-    the record then says what was unreadable."""
-    if not metadata or ROLLED_BACK_AT not in metadata:
-        return None
-    at = metadata.get(ROLLED_BACK_AT)
-    wall = (
-        float(at) if isinstance(at, int | float) and not isinstance(at, bool) and math.isfinite(at) else None
-    )
-    kind = metadata.get(LAST_ROLLBACK_KIND)
-    reason = metadata.get(LAST_ROLLBACK_REASON)
-    return RollbackRecord(
-        model_group=model_group,
-        kind=kind if kind in _KINDS else "manual",  # type: ignore[arg-type]
-        reason=str(reason) if isinstance(reason, str) else f"rolled back (unreadable record: {at!r})",
-        cause={"restored_from": "flag_store"},
-        decided_at=_iso(wall) if wall is not None else "unknown",
-        decided_mono=now_mono,
-        latched_mono=now_mono,
-        in_flight_at_flip={Side.CANARY.value: 0, Side.STABLE.value: 0},
-        canary_attempts=InFlightAtFlip(set()),
-        flag_store=None,
-        flag_written_mono=now_mono,
-        decided_wall=wall,
-        restored=True,
-    )
 
 
 @dataclass
@@ -182,8 +84,8 @@ class RollbackController:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[RollbackRecord], None]] = []
-        self._rearm_listeners: list[Callable[[str, str | None], None]] = []
+        self.rollbacks: Signal[[RollbackRecord]] = Signal("rollback")
+        self.rearms: Signal[[str, str | None]] = Signal("rearm")  # (model_group, origin)
         self._closed = threading.Event()
         # Which stable deployments are known unhealthy (set by the keep-warm prober).
         self.unhealthy_stable: Callable[[str], list[str]] = lambda model_group: []
@@ -244,12 +146,33 @@ class RollbackController:
             )
         return runtime
 
+    def status(self, model_group: str) -> dict[str, Any]:
+        """The latch's slice of ``Canary.status()`` for one group, with its pins' slice."""
+        runtime = self.runtime(model_group)
+        return {
+            "state": "rolled_back" if runtime.rolled_back else "armed",
+            "flag_key": runtime.config.flag_key,
+            "last_flag_value": runtime.last_flag_value,
+            **runtime.pins.status(),  # in_flight, pins, conversation_drain_remaining_s
+        }
+
+    def flag_store_status(self, model_group: str) -> dict[str, Any]:
+        """The flag store's slice for one group: its kind and the rollback's flag write."""
+        runtime = self.runtime(model_group)
+        return {
+            "kind": self._store.describe() if self._store else None,
+            "write_pending": runtime.flag_write_pending,
+            "last_error": runtime.flag_write_error,
+        }
+
     def on_rollback(self, listener: Callable[[RollbackRecord], None]) -> None:
-        self._listeners.append(listener)
+        """Call ``listener(record)`` after every rollback that latched (a repeat emits nothing)."""
+        self.rollbacks.connect(listener)
 
     def on_rearm(self, listener: Callable[[str, str | None], None]) -> None:
-        """Call ``listener(model_group, origin)`` after every re-arm that released a latch."""
-        self._rearm_listeners.append(listener)
+        """Call ``listener(model_group, origin)`` after every re-arm that released a latch: the one
+        re-arm path, so every re-arm side effect (fresh tallies, windows, triggers) is such a listener."""
+        self.rearms.connect(listener)
 
     def rollback(
         self,
@@ -269,8 +192,8 @@ class RollbackController:
         decided_wall = self._wall_clock()
         # Kept in the record, status() and the incident: sanitised and capped (redact.clean_text).
         reason, cause = clean_text(reason), cast("Mapping[str, Any] | None", clean_value(cause))
-        if kind not in _KINDS:
-            raise ValueError(f"rollback kind must be one of {_KINDS}, got {kind!r}")
+        if kind not in KINDS:
+            raise ValueError(f"rollback kind must be one of {KINDS}, got {kind!r}")
         runtime = self.runtime(model_group)
         with self._lock:
             if runtime.rolled_back and runtime.last_rollback is not None:
@@ -286,7 +209,7 @@ class RollbackController:
             kind=kind,
             reason=reason,
             cause=cause,
-            decided_at=_iso(decided_wall),
+            decided_at=iso_time(decided_wall),
             decided_wall=decided_wall,
             decided_mono=decided,
             latched_mono=latched,
@@ -329,11 +252,7 @@ class RollbackController:
             runtime.flag_write_pending = False
             runtime.pins.rearm()
         logger.info("canary rollout %r re-armed%s", model_group, f" (from {origin})" if origin else "")
-        for listener in self._rearm_listeners:
-            try:
-                listener(model_group, origin)
-            except Exception:
-                logger.exception("rearm listener %r failed", listener)
+        self.rearms.emit(model_group, origin)
         return True
 
     def close(self) -> None:
@@ -426,8 +345,4 @@ class RollbackController:
                 attributes[f"litellm_canary.cause.{key}"] = value
         with _tracer.start_as_current_span("litellm_canary.rollback", attributes=attributes) as span:
             span.add_event("rollback", attributes=attributes)
-        for listener in self._listeners:
-            try:
-                listener(record)
-            except Exception:
-                logger.exception("rollback listener %r failed", listener)
+        self.rollbacks.emit(record)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from litellm_canary.core.decision import Side
+from litellm_canary.core.events import Signal
 
 SUCCESS = "success"
 
@@ -66,12 +67,12 @@ class OutcomeRecorder:
 
     def __init__(self) -> None:
         self.counts: dict[str, Counter[tuple[str, str]]] = {}
-        self._listeners: list[Callable[[Outcome], None]] = []
+        self.recorded: Signal[[Outcome]] = Signal("outcome")  # every listener guarded
         self._warmed_up = False
         self._lock = threading.Lock()
 
     def add_listener(self, listener: Callable[[Outcome], None]) -> None:
-        self._listeners.append(listener)
+        self.recorded.connect(listener)
 
     def record(self, outcome: Outcome) -> None:
         with self._lock:
@@ -81,8 +82,7 @@ class OutcomeRecorder:
             if outcome.stream and outcome.ttft_s is not None and not self._warmed_up:
                 self._warmed_up = True
                 outcome = Outcome(**{**_fields(outcome), "ttft_s": None})
-        for listener in self._listeners:
-            listener(outcome)
+        self.recorded.emit(outcome)
 
     def clear(self, model_group: str) -> None:
         with self._lock:

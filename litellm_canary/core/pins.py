@@ -17,6 +17,7 @@ import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cachetools import TTLCache
 
@@ -175,6 +176,16 @@ class RolloutPins:
     def _drop_canary_conversations(self) -> None:
         for session_id in [s for s, (side, _) in self._conversations.items() if side is Side.CANARY]:
             del self._conversations[session_id]
+
+    def status(self) -> dict[str, Any]:
+        """This rollout's slice of ``Canary.status()``: attempts in flight, pins, drain (stale
+        attempts expired first)."""
+        self.expire_stale()
+        return {
+            "in_flight": {side.value: self.in_flight(side) for side in Side},
+            "pins": {side.value: self.conversation_pins(side) for side in Side},
+            "conversation_drain_remaining_s": round(self.drain_remaining_s(), 3),
+        }
 
     def canary_drained(self) -> bool:
         return self.in_flight(Side.CANARY) == 0 and self.conversation_pins(Side.CANARY) == 0

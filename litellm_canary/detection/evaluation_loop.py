@@ -17,8 +17,9 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from litellm_canary.core.controller import RollbackKind, RolloutRuntime
+from litellm_canary.core.controller import RolloutRuntime
 from litellm_canary.core.outcomes import Outcome
+from litellm_canary.core.rollback_record import RollbackKind
 from litellm_canary.detection.rollout_monitor import MonitorResult, RolloutMonitor
 
 logger = logging.getLogger("litellm_canary.autorollback")

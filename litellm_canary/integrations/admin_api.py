@@ -50,8 +50,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from litellm_canary.core.controller import RollbackKind, RolledBackError, UnknownModelGroup
+from litellm_canary.core.controller import RolledBackError, UnknownModelGroup
 from litellm_canary.core.redact import clean_text
+from litellm_canary.core.rollback_record import RollbackKind
 from litellm_canary.detection.feedback import UnknownResponse
 
 if TYPE_CHECKING:

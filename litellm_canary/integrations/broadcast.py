@@ -39,7 +39,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from litellm_canary.core.config import BroadcastConfig, ConfigError
-from litellm_canary.core.controller import RollbackRecord
+from litellm_canary.core.rollback_record import RollbackRecord
 from litellm_canary.integrations.broadcast_latches import ROLLBACK_KINDS, Latches, LatchState, adopt, iso
 from litellm_canary.integrations.broadcast_wire import (
     BroadcastError,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, get_args
 
-from litellm_canary.core.controller import RollbackKind, RollbackRecord
+from litellm_canary.core.rollback_record import RollbackKind, RollbackRecord
 
 logger = logging.getLogger("litellm_canary.broadcast")
 

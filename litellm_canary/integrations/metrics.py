@@ -74,9 +74,9 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 
 from litellm_canary.core.config import CanaryConfig
-from litellm_canary.core.controller import RollbackKind, RollbackRecord
 from litellm_canary.core.decision import Decision, Reason, Side
 from litellm_canary.core.outcomes import Outcome
+from litellm_canary.core.rollback_record import RollbackKind, RollbackRecord
 from litellm_canary.integrations.alert_rules import ttft_thresholds_s
 from litellm_canary.integrations.metrics_status import StatusCollector
 from litellm_canary.response.verification import Verdict, VerificationResult

@@ -8,7 +8,7 @@
 This module owns what only exists inside the proxy: finding the config, attaching to the proxy's
 Router in each worker, neutralising client overrides of the canary decision, the allow-listed
 side-override header, and mounting the admin/webhook and metrics apps on the proxy's own app.
-Routing itself stays in :mod:`litellm_canary.router_hook`.
+Routing itself stays in :mod:`litellm_canary.core.deployment_filter`.
 
 * **Attach, per worker.** The proxy imports this module while it loads its config, inside each
   worker's lifespan (so after any fork), but before it builds ``litellm.proxy.proxy_server.llm_router``.
@@ -54,7 +54,8 @@ from litellm_canary.core.config import (
     validate_against_model_list,
 )
 from litellm_canary.core.decision import Side
-from litellm_canary.core.router_hook import FORCED_SIDE_KEY, STAMP_KEY, CanaryCallbacks
+from litellm_canary.core.outcome_callbacks import CanaryCallbacks
+from litellm_canary.core.request_stamps import FORCED_SIDE_KEY, STAMP_KEY
 
 logger = logging.getLogger("litellm_canary.proxy")
 

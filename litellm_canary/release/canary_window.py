@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from litellm_canary.core.config import CanaryConfig, ConfigError, Rollout
-from litellm_canary.core.controller import ROLLED_BACK_AT
 from litellm_canary.core.decision import Side
 from litellm_canary.core.flags import FlagdFileStore, FlagStore, MemoryFlagStore
+from litellm_canary.core.rollback_record import ROLLED_BACK_AT
 
 __all__ = [
     "CanaryWindows",

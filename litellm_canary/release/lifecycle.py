@@ -1,11 +1,13 @@
-"""Wiring of the canary-window features onto a :class:`~litellm_canary.canary.Canary`.
+"""Wiring of the canary-window features onto the canary's events.
 
-Three concepts live in their own modules — the window and promotion (:mod:`~litellm_canary.window`),
-the keep-warm prober (:mod:`~litellm_canary.keepwarm`) and user feedback
-(:mod:`~litellm_canary.feedback`). This module only connects them to the canary's events: outcomes
-(stable's share of traffic), successful attempts (response id -> side), rollbacks and re-arms
-(window marks, fresh tallies), and the controller's question "which stable deployments are
-unhealthy?" for the rollback record. ``Canary`` keeps a :class:`Lifecycle` and delegates to it.
+Three concepts live in their own modules — the window and promotion
+(:mod:`~litellm_canary.release.canary_window`), the keep-warm prober
+(:mod:`~litellm_canary.release.keepwarm`) and user feedback
+(:mod:`~litellm_canary.detection.feedback`). This module only connects them to the events it is
+given: outcomes (stable's share of traffic), successful attempts (response id -> side), rollbacks
+and re-arms (window marks, fresh tallies). :attr:`Lifecycle.keep_warm` answers the controller's
+question "which stable deployments are unhealthy?" (wired by the composition root). ``Canary``
+keeps a :class:`Lifecycle` and delegates to it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from litellm_canary.core.controller import RollbackRecord
-from litellm_canary.core.flags import FlagdFileStore
+from litellm_canary.core.config import CanaryConfig
+from litellm_canary.core.controller import RolloutRuntime
+from litellm_canary.core.events import Signal
+from litellm_canary.core.flags import FlagdFileStore, FlagStore
 from litellm_canary.core.outcomes import Outcome
+from litellm_canary.core.rollback_record import RollbackRecord
 from litellm_canary.detection.feedback import FeedbackBook
 from litellm_canary.release.canary_window import (
     CanaryWindows,
@@ -26,9 +31,6 @@ from litellm_canary.release.canary_window import (
     WindowStore,
 )
 from litellm_canary.release.keepwarm import KeepWarm
-
-if TYPE_CHECKING:
-    from litellm_canary.canary import Canary
 
 logger = logging.getLogger("litellm_canary.lifecycle")
 
@@ -40,34 +42,36 @@ class Lifecycle:
 
     def __init__(
         self,
-        canary: Canary,
+        config: CanaryConfig,
+        runtimes: Mapping[str, RolloutRuntime],
+        store: FlagStore | None,
         router: Any,
-        success_listeners: list[Callable[[Outcome, Mapping[str, Any], Any], None]],
         *,
+        outcomes: Signal[[Outcome]],
+        successes: Signal[[Outcome, Mapping[str, Any], Any]],
+        rollbacks: Signal[[RollbackRecord]],
+        rearms: Signal[[str, str | None]],
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
-        self._canary = canary
+        self._runtimes = runtimes
         window_store: WindowStore = (
-            FlagMetadataWindowStore(canary.store)
-            if isinstance(canary.store, FlagdFileStore)
-            else MemoryWindowStore()
+            FlagMetadataWindowStore(store) if isinstance(store, FlagdFileStore) else MemoryWindowStore()
         )
-        self.windows = CanaryWindows(canary.config.rollouts, window_store, wall_clock=wall_clock)
+        self.windows = CanaryWindows(config.rollouts, window_store, wall_clock=wall_clock)
         # A shared (flag file) window is marked by the replica where a rollback/re-arm was decided.
         self._shared_windows = isinstance(window_store, FlagMetadataWindowStore)
         self.keep_warm = KeepWarm(
-            router, canary.runtimes, clock=clock, wall_clock=wall_clock, paused=self.windows.promoted
+            router, runtimes, clock=clock, wall_clock=wall_clock, paused=self.windows.promoted
         )
-        feedback = canary.config.feedback
+        feedback = config.feedback
         self.feedback = FeedbackBook(
-            canary.runtimes, max_responses=feedback.max_responses, ttl_s=feedback.ttl_s, clock=clock
+            runtimes, max_responses=feedback.max_responses, ttl_s=feedback.ttl_s, clock=clock
         )
-        canary.outcomes.add_listener(self.keep_warm.record)
-        success_listeners.append(self.feedback.served)
-        canary.controller.unhealthy_stable = self.keep_warm.unhealthy
-        canary.controller.on_rollback(self._on_rollback)
-        canary.controller.on_rearm(self._on_rearm)
+        outcomes.connect(self.keep_warm.record)
+        successes.connect(self.feedback.served)
+        rollbacks.connect(self._on_rollback)
+        rearms.connect(self._on_rearm)
 
     def start(self) -> None:
         self.keep_warm.start()
@@ -76,7 +80,7 @@ class Lifecycle:
         self.keep_warm.stop()
 
     def status(self, model_group: str) -> dict[str, Any]:
-        runtime = self._canary.runtimes[model_group]
+        runtime = self._runtimes[model_group]
         window = self.windows.view(model_group, rolled_back=runtime.rolled_back)
         if window is not None and self._shared_windows and runtime.rolled_back:
             window["rolled_back_mark_pending"] = runtime.flag_write_pending

@@ -46,7 +46,7 @@ from litellm_canary.response.verification import BaselineWatch, GoldenScore, Ver
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary
-    from litellm_canary.core.controller import RollbackRecord
+    from litellm_canary.core.rollback_record import RollbackRecord
 
 logger = logging.getLogger("litellm_canary.followup")
 _T = TypeVar("_T")

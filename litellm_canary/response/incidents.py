@@ -49,7 +49,7 @@ from litellm_canary.core.redact import clean_text, scrub
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary
-    from litellm_canary.core.controller import RollbackRecord
+    from litellm_canary.core.rollback_record import RollbackRecord
 
 logger = logging.getLogger("litellm_canary.incidents")
 

@@ -13,7 +13,7 @@ from litellm import Router
 
 import litellm_canary
 from litellm_canary import Side
-from litellm_canary.core.controller import RollbackRecord
+from litellm_canary.core.rollback_record import RollbackRecord
 from litellm_canary.testing.fake_upstream import FakeUpstream
 from tests.support.helpers import FakeClock, OutcomeWaiter, chat_rollout, started_upstreams, upstream_router
 

@@ -16,9 +16,9 @@ from litellm import Router
 
 import litellm_canary
 from litellm_canary.core.config import ConfigError, EvalScoreTrigger
-from litellm_canary.core.controller import RollbackRecord
 from litellm_canary.core.decision import Side
 from litellm_canary.core.outcomes import Outcome
+from litellm_canary.core.rollback_record import RollbackRecord
 from litellm_canary.detection.evals.answers import response_text
 from litellm_canary.detection.evals.judge import EvalJudge
 from litellm_canary.detection.evals.sample_queue import Sample, SampleQueue
@@ -557,7 +557,7 @@ class Waiter:
 def _offers(canary: litellm_canary.Canary) -> Waiter:
     """Counts successful attempts after the eval pipeline has seen them (listeners run in order)."""
     waiter = Waiter()
-    canary._callbacks.success_listeners.append(waiter)
+    canary._callbacks.successes.connect(waiter)
     return waiter
 
 

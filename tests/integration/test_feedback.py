@@ -31,7 +31,7 @@ class Served:
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
         # Runs after the feedback book's own listener, which was registered at attach.
-        canary._callbacks.success_listeners.append(self._served)
+        canary._callbacks.successes.connect(self._served)
 
     def _served(self, outcome: Any, kwargs: Any, response: Any) -> None:
         self.ids.append(response.id)

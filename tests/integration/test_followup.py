@@ -59,7 +59,7 @@ async def test_every_rollback_writes_an_incident_completed_after_drain_and_verif
         # feedback map (registered before it) knows the response.
         logged = asyncio.Queue[str]()
         loop = asyncio.get_running_loop()
-        canary._callbacks.success_listeners.append(
+        canary._callbacks.successes.connect(
             lambda outcome, kwargs, response: loop.call_soon_threadsafe(logged.put_nowait, response.id)
         )
         for i in range(8):
@@ -212,8 +212,8 @@ async def test_a_drill_alert_is_recorded_as_a_drill_and_status_shows_the_last_dr
 
 
 def test_drill_overdue_after_the_configured_days(tmp_path: Path) -> None:
-    from litellm_canary.core.controller import RollbackRecord
     from litellm_canary.core.pins import InFlightAtFlip
+    from litellm_canary.core.rollback_record import RollbackRecord
     from litellm_canary.response.incidents import incident_from_record
 
     record = RollbackRecord(

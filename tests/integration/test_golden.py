@@ -14,8 +14,8 @@ import yaml
 
 import litellm_canary
 from litellm_canary.core.config import load_config_file, parse_config
-from litellm_canary.core.controller import RollbackRecord
 from litellm_canary.core.decision import Side
+from litellm_canary.core.rollback_record import RollbackRecord
 from litellm_canary.detection.golden import GoldenSetError, load_golden_set, parse_golden_lines, replay_golden
 from litellm_canary.testing.fake_upstream import FakeUpstream
 from tests.support.helpers import OutcomeWaiter, chat_rollout, started_upstreams, upstream_router

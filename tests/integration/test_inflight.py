@@ -10,7 +10,7 @@ from litellm import Router
 
 import litellm_canary
 from litellm_canary import Side
-from litellm_canary.core.router_hook import Outcome
+from litellm_canary.core.outcomes import Outcome
 from litellm_canary.testing.fake_upstream import FakeUpstream
 from tests.support.helpers import FakeClock, OutcomeWaiter, chat_rollout, started_upstreams, upstream_router
 

@@ -45,7 +45,7 @@ class BuiltinScorer(StrictModel):
 
 
 class EvalsConfig(StrictModel):
-    """Eval scores of a rollout (:mod:`litellm_canary.detection.eval_sampling`,
+    """Eval scores of a rollout (:mod:`litellm_canary.detection.evals.sampling`,
     :mod:`litellm_canary.detection.golden`)."""
 
     scorer: str | BuiltinScorer | None = Field(

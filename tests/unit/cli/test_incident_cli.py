@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from litellm_canary import cli
-from litellm_canary.core.controller import RollbackRecord
 from litellm_canary.core.pins import InFlightAtFlip
+from litellm_canary.core.rollback_record import RollbackRecord
 from litellm_canary.response.incidents import IncidentStore, incident_from_record
 
 

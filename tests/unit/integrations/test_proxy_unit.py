@@ -12,7 +12,7 @@ from litellm.router import Router
 from litellm_canary import attach
 from litellm_canary.core.config import ConfigError, load_config_file
 from litellm_canary.core.decision import Decision, Pin, PinKind, Reason, Side, decide
-from litellm_canary.core.router_hook import FORCED_SIDE_KEY, STAMP_KEY
+from litellm_canary.core.request_stamps import FORCED_SIDE_KEY, STAMP_KEY
 from litellm_canary.integrations.proxy import CONFIG_ENV, ProxyCanary, SideOverrideRefused, neutralise
 from tests.support import REPO
 from tests.support.helpers import chat_rollout, deployment

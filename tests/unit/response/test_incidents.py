@@ -11,8 +11,8 @@ from litellm import Router
 
 import litellm_canary
 from litellm_canary import Side
-from litellm_canary.core.controller import RollbackRecord
 from litellm_canary.core.pins import InFlightAtFlip
+from litellm_canary.core.rollback_record import RollbackRecord
 from litellm_canary.response import incidents
 from litellm_canary.response.incidents import (
     Incident,
