@@ -20,7 +20,8 @@ import litellm_canary
 from litellm_canary.core.config import ConfigError
 from litellm_canary.integrations.admin_api import create_app
 from litellm_canary.integrations.metrics import CanaryMetrics
-from litellm_canary.response.followup import NOT_RESTORED_NOTE, drill_status
+from litellm_canary.response.drill_status import drill_status
+from litellm_canary.response.followup import NOT_RESTORED_NOTE
 from litellm_canary.response.incidents import IncidentStore
 from tests.support.helpers import chat_rollout, deployment, started_upstreams, upstream_router
 
@@ -273,11 +274,11 @@ async def test_without_background_the_app_follows_up_itself(tmp_path: Path) -> N
 
 def test_timeline_series_per_second_relative_to_the_decision() -> None:
     from litellm_canary.core.decision import Side
-    from litellm_canary.response.followup import _SeriesBuffer
+    from litellm_canary.response.followup import SeriesBuffer
     from tests.support.helpers import FakeClock
 
     clock = FakeClock()  # starts at 1000.0
-    buffer = _SeriesBuffer(clock, keep_s=60)
+    buffer = SeriesBuffer(clock, keep_s=60)
     buffer.record(Side.CANARY, False, None)
     buffer.record(Side.CANARY, True, 0.2)
     buffer.record(Side.STABLE, True, 0.1)
@@ -443,7 +444,13 @@ def test_unwritten_incidents_are_retried_with_backoff(tmp_path: Path) -> None:
     router = _mock_router()
     canary = litellm_canary.attach(router, {**_config(tmp_path), "incidents": None}, background=False)
     recorder = IncidentRecorder(
-        canary, IncidentStore(directory), clock=clock, retry_initial_s=1.0, retry_max_s=4.0
+        IncidentStore(directory),
+        drained=canary.drained,
+        on_rollback=canary.controller.on_rollback,
+        on_decision=canary.on_decision,
+        clock=clock,
+        retry_initial_s=1.0,
+        retry_max_s=4.0,
     )
     try:
         canary.rollback("chat", "bad")
