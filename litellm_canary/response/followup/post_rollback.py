@@ -34,7 +34,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +44,9 @@ from litellm_canary.core.outcomes import Outcome
 from litellm_canary.response.drill_status import drill_status
 from litellm_canary.response.followup.incident_retry import IncidentRetry
 from litellm_canary.response.followup.series import SeriesBuffer
+from litellm_canary.response.followup.state import FOLLOW_UP_KEYS, FollowupState, followup_status
 from litellm_canary.response.followup.verdict import incident_verification, log_verdict
-from litellm_canary.response.followup.worker import FollowupWorker
+from litellm_canary.response.followup.worker import FollowupWorker, log_failure
 from litellm_canary.response.incidents import IncidentRecorder
 from litellm_canary.response.incidents.recorder import DecisionListener, Drained, RollbackListener
 from litellm_canary.response.verification import BaselineWatch, GoldenScore, Verification, VerificationResult
@@ -57,37 +58,10 @@ logger = logging.getLogger("litellm_canary.followup")
 
 __all__ = ["FOLLOW_UP_KEYS", "FollowupSignals", "GoldenCheck", "PostRollback"]
 
-#: The keys :meth:`PostRollback.status` adds to ``status()["groups"][G]["last_rollback"]``.
-FOLLOW_UP_KEYS = frozenset(
-    {
-        "verification",
-        "drained",
-        "drained_after_ms",
-        "canary_decisions_after_flip",
-        "draining_decisions_after_flip",
-        "incident_id",
-        "complete",
-        "incident_written",
-        "incident_write_errors",
-        "incident_write_error",
-        "incidents_unwritten",
-        "incidents_dropped",
-    }
-)  # (``canary_attempts`` is the rollback record's own field, kept up to date)
-
 #: An async callable replaying the golden set against stable now; returns its summary.
 
 #: An async callable replaying the golden set against stable now; returns its summary.
 GoldenCheck = Callable[[], Awaitable[GoldenScore]]
-
-
-_NO_RECORDER: dict[str, Any] = {
-    "incident_written": None,
-    "incident_write_errors": 0,
-    "incident_write_error": None,
-    "incidents_unwritten": 0,
-    "incidents_dropped": 0,
-}
 
 
 @dataclass(frozen=True)
@@ -98,22 +72,6 @@ class FollowupSignals:
     on_decision: Callable[[DecisionListener], object]
     on_rollback: Callable[[RollbackListener], object]
     on_rearm: Callable[[Callable[[str, str | None], None]], object]
-
-
-@dataclass
-class _Followup:
-    record: RollbackRecord
-    verification: Verification
-    incident_id: str | None
-    after_flip: list[int] = field(default_factory=lambda: [0, 0])  # canary, draining decisions
-    drained: bool | None = None
-    drained_after_ms: float | None = None
-    done: concurrent.futures.Future[dict[str, Any]] = field(default_factory=concurrent.futures.Future)
-    # Set by a re-arm or a newer rollback: why the follow-up stopped without a verdict.
-    cancelled: str | None = None
-    cancel_recorded: bool = False  # the incident says it was cancelled
-    task: asyncio.Task[Any] | None = None  # the running follow-up, once started
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class PostRollback:
@@ -154,7 +112,7 @@ class PostRollback:
         }
         self._series = {group: SeriesBuffer(clock) for group in runtimes}
         self._golden_checks = dict(golden_checks or {})
-        self._state: dict[str, _Followup] = {}
+        self._state: dict[str, FollowupState] = {}
         #: Every verification verdict: ``verdicts.emit(model_group, result)`` (each listener guarded).
         self.verdicts: Signal[[str, VerificationResult]] = Signal("verification verdict")
         self._closed = threading.Event()
@@ -206,7 +164,7 @@ class PostRollback:
         # The follow-up hands the rollback to the recorder itself: the incident exists before the
         # follow-up starts, whatever order the rollback listeners run in.
         incident_id = self.recorder.record(record) if self.recorder is not None else None
-        state = _Followup(record, verification, incident_id)
+        state = FollowupState(record, verification, incident_id)
         previous = self._state.get(group)
         self._state[group] = state
         if previous is not None:
@@ -214,7 +172,7 @@ class PostRollback:
         if self._auto and not self._closed.is_set():
             future = self.worker.submit(self._run(group, state))
             if future is not None:
-                future.add_done_callback(_log_failure(group))
+                future.add_done_callback(log_failure(group))
 
     def _on_rearm(self, model_group: str, origin: str | None) -> None:
         state = self._state.get(model_group)
@@ -222,7 +180,7 @@ class PostRollback:
             wall = datetime.fromtimestamp(self._wall_clock(), UTC).isoformat(timespec="milliseconds")
             self._cancel(model_group, state, f"re-armed at {wall}" + (f" (from {origin})" if origin else ""))
 
-    def _cancel(self, group: str, state: _Followup, why: str) -> None:
+    def _cancel(self, group: str, state: FollowupState, why: str) -> None:
         """Stop ``state``'s follow-up (a re-arm or a newer rollback): no verdict, the incident says why."""
         with state.lock:
             if state.done.done() or state.cancelled is not None:
@@ -236,7 +194,7 @@ class PostRollback:
         elif not self._auto:  # nobody may ever run follow(): settle it now
             self._finish_cancelled(group, state)
 
-    async def _run(self, group: str, state: _Followup) -> None:
+    async def _run(self, group: str, state: FollowupState) -> None:
         with contextlib.suppress(asyncio.CancelledError):  # stop(): the status shows what is known
             await self._follow(group, state)
 
@@ -256,7 +214,7 @@ class PostRollback:
         meanwhile."""
         return await self._follow(model_group, self._state[model_group])
 
-    async def _follow(self, model_group: str, state: _Followup) -> dict[str, Any]:
+    async def _follow(self, model_group: str, state: FollowupState) -> dict[str, Any]:
         task = asyncio.current_task()
         with state.lock:
             cancelled = state.cancelled is not None
@@ -290,7 +248,7 @@ class PostRollback:
             state.done.set_result(summary)
         return summary
 
-    def _finish_cancelled(self, group: str, state: _Followup) -> dict[str, Any]:
+    def _finish_cancelled(self, group: str, state: FollowupState) -> dict[str, Any]:
         """Record the cancellation in the incident (once) and settle the follow-up's future."""
         with state.lock:
             record_it = not state.cancel_recorded
@@ -311,7 +269,7 @@ class PostRollback:
                 state.done.set_result(summary)
         return summary
 
-    async def _verify(self, group: str, state: _Followup) -> VerificationResult | None:
+    async def _verify(self, group: str, state: FollowupState) -> VerificationResult | None:
         verification = state.verification
         check = self._golden_checks.get(group)
         golden = None if check is None else asyncio.create_task(self._golden(check, verification))
@@ -337,7 +295,7 @@ class PostRollback:
             logger.warning("golden replay after the rollback failed: %s", type(error).__name__)
             verification.set_golden(error)
 
-    async def _drain(self, group: str, state: _Followup) -> None:
+    async def _drain(self, group: str, state: FollowupState) -> None:
         timeout = self._drain_timeout_s(group)
         deadline = self._clock() + timeout
         drained = False
@@ -363,7 +321,7 @@ class PostRollback:
             except Exception:
                 logger.exception("could not complete incident %s", state.incident_id)
 
-    def _picture(self, group: str, state: _Followup) -> None:
+    def _picture(self, group: str, state: FollowupState) -> None:
         """Add the timeline picture (if matplotlib is installed; else the incident says so)."""
         if self.recorder is None or state.incident_id is None:
             return
@@ -375,7 +333,7 @@ class PostRollback:
         except Exception:
             logger.exception("could not add the timeline picture to incident %s", state.incident_id)
 
-    def _report(self, group: str, state: _Followup, result: VerificationResult) -> None:
+    def _report(self, group: str, state: FollowupState, result: VerificationResult) -> None:
         log_verdict(group, result)
         self.verdicts.emit(group, result)
         if self.recorder is not None and state.incident_id is not None:
@@ -399,37 +357,9 @@ class PostRollback:
             return None
         return self._status(model_group, state)
 
-    def _status(self, model_group: str, state: _Followup) -> dict[str, Any]:
-        verification = state.verification
-        result = verification.result
-        if state.cancelled is not None and result is None:
-            shown: dict[str, Any] = {
-                "verdict": "cancelled",
-                "cancelled": state.cancelled,
-                "within_s": verification.within_s,
-            }
-        elif result is None:
-            checks = verification.checks()
-            shown = {
-                "verdict": "pending",
-                "within_s": verification.within_s,
-                "checks": {name: check.as_dict() for name, check in checks.items()},
-                "baseline": verification.baseline.as_dict(),
-            }
-        else:
-            shown = result.as_dict()
-        shown["user_feedback"] = self._user_feedback(model_group)
-        return {
-            "verification": shown,
-            "drained": state.drained,
-            "drained_after_ms": state.drained_after_ms,
-            "canary_decisions_after_flip": state.after_flip[0],
-            "draining_decisions_after_flip": state.after_flip[1],
-            "canary_attempts": state.record.canary_attempts.as_dict(),
-            "incident_id": state.incident_id,
-            "complete": state.done.done(),
-            **(self.recorder.status(model_group) if self.recorder is not None else _NO_RECORDER),
-        }
+    def _status(self, model_group: str, state: FollowupState) -> dict[str, Any]:
+        incident_writes = self.recorder.status(model_group) if self.recorder is not None else None
+        return followup_status(state, self._user_feedback(model_group), incident_writes)
 
     def drill(self, model_group: str) -> dict[str, Any] | None:
         """The last drill of ``model_group`` from the incidents directory (``None`` without one)."""
@@ -447,12 +377,3 @@ class PostRollback:
             self._cancel(group, state, f"the canary was detached at {wall}")
         self._closed.set()
         self.worker.stop(timeout)
-
-
-def _log_failure(group: str) -> Callable[[concurrent.futures.Future[None]], None]:
-    def done(future: concurrent.futures.Future[None]) -> None:
-        error = None if future.cancelled() else future.exception()
-        if error is not None:  # the worker must never fail silently; the status shows what is known
-            logger.error("post-rollback follow-up of %r failed", group, exc_info=error)
-
-    return done

@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
 
-__all__ = ["FollowupWorker"]
+logger = logging.getLogger("litellm_canary.followup")
+
+__all__ = ["FollowupWorker", "log_failure"]
 
 
 class FollowupWorker:
@@ -81,3 +84,14 @@ class FollowupWorker:
             loop.call_soon_threadsafe(loop.stop)
         if thread is not threading.current_thread():
             thread.join(timeout)
+
+
+def log_failure(group: str) -> Callable[[concurrent.futures.Future[None]], None]:
+    """A done-callback logging the failure of ``group``'s follow-up (it must never fail silently)."""
+
+    def done(future: concurrent.futures.Future[None]) -> None:
+        error = None if future.cancelled() else future.exception()
+        if error is not None:  # the worker must never fail silently; the status shows what is known
+            logger.error("post-rollback follow-up of %r failed", group, exc_info=error)
+
+    return done
