@@ -3,7 +3,8 @@
 * :mod:`.model` — the :class:`Incident` record and its types;
 * :mod:`.store` — the directory of incidents, each file written atomically;
 * :mod:`.report` — the Markdown report and the timeline picture;
-* :mod:`.recorder` — turning rollbacks into incidents (pending writes kept in memory and retried);
+* :mod:`.pending_writes` — writes the directory could not take, kept in memory and retried;
+* :mod:`.recorder` — turning rollbacks into incidents;
 * :mod:`.commands` — list / show / annotate for the command line.
 """
 

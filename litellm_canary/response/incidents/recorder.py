@@ -14,10 +14,8 @@ from __future__ import annotations
 import collections
 import logging
 import math
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from litellm_canary.core.decision import Decision, Reason, Side
@@ -37,6 +35,7 @@ from litellm_canary.response.incidents.model import (
     verify_change,
     with_event,
 )
+from litellm_canary.response.incidents.pending_writes import PendingWrites
 from litellm_canary.response.incidents.store import IncidentStore
 
 if TYPE_CHECKING:
@@ -46,7 +45,6 @@ logger = logging.getLogger("litellm_canary.incidents")
 
 __all__ = ["DecisionListener", "Drained", "IncidentRecorder", "RollbackListener", "incident_from_record"]
 
-_MAX_KNOWN = 64  # incidents whose last version the recorder keeps (the base of a change that fails)
 
 #: ``await drained(model_group, timeout)``: True once the canary has nothing in flight (False on timeout).
 Drained = Callable[[str, float | None], Awaitable[bool]]
@@ -127,20 +125,6 @@ def incident_from_record(record: RollbackRecord, *, incident_id: str | None = No
 # -- the recorder ----------------------------------------------------------------------------------
 
 
-@dataclass
-class _Unwritten:
-    """An incident (or changes to one) the directory could not take yet: kept here, retried."""
-
-    model_group: str
-    incident: Incident  # the latest version, every change applied (written whole if the file is gone)
-    on_disk: bool  # an earlier version is on disk: the changes are merged into it (keeps annotations)
-    changes: list[Callable[[Incident], Incident]]
-    series: TimelineSeries | None
-    error: str
-    attempts: int = 1
-    due: float = 0.0
-
-
 class IncidentRecorder:
     """Writes an incident for every rollback it is handed (on the rollback path: two small files).
 
@@ -170,24 +154,17 @@ class IncidentRecorder:
         max_unwritten: int = 100,
     ) -> None:
         self.store = store
+        self.pending = PendingWrites(
+            store,
+            clock=clock,
+            retry_initial_s=retry_initial_s,
+            retry_max_s=retry_max_s,
+            max_unwritten=max_unwritten,
+        )
         self._drained = drained
         self._wall_clock = wall_clock
-        self._clock = clock
-        self.retry_initial_s = retry_initial_s
-        self.retry_max_s = retry_max_s
-        self._max_unwritten = max_unwritten
         self._open: dict[str, tuple[str, RollbackRecord]] = {}
-        self._known: dict[str, Incident] = {}  # the latest incidents, as last written (oldest first)
         self._after_flip: dict[str, list[int]] = {}  # group -> [canary, draining] decisions since the flip
-        self._unwritten: dict[str, _Unwritten] = {}  # incident id -> what waits (oldest first)
-        self._lock = threading.RLock()
-        self._all_written = threading.Condition(self._lock)  # notified when nothing waits any more
-        self._flush_lock = threading.Lock()
-        self.write_errors: collections.Counter[str] = collections.Counter()  # per model group
-        self.dropped: collections.Counter[str] = collections.Counter()  # per model group
-        self.last_write_error: dict[str, str] = {}
-        #: Called (with no argument) when an incident starts waiting: schedule :meth:`retry_unwritten`.
-        self.on_unwritten: Callable[[], None] | None = None
         if on_decision is not None:
             on_decision(self._on_decision)
         if on_rollback is not None:
@@ -200,16 +177,7 @@ class IncidentRecorder:
 
     def status(self, model_group: str) -> dict[str, Any]:
         """Incident writes of ``model_group``: failures so far, what still waits, the last error."""
-        with self._lock:
-            waiting = [u for u in self._unwritten.values() if u.model_group == model_group]
-            entry = self._open.get(model_group)
-            return {
-                "incident_written": None if entry is None else entry[0] not in self._unwritten,
-                "incident_write_errors": self.write_errors[model_group],
-                "incident_write_error": self.last_write_error.get(model_group) if waiting else None,
-                "incidents_unwritten": len(waiting),
-                "incidents_dropped": self.dropped[model_group],
-            }
+        return self.pending.status(model_group, self.incident_id(model_group))
 
     def _on_decision(self, model_group: str, decision: Decision, deployment_id: str) -> None:
         counts = self._after_flip.get(model_group)
@@ -226,144 +194,49 @@ class IncidentRecorder:
             return None
         self._after_flip[record.model_group] = [0, 0]
         incident = incident_from_record(record)
-        with self._lock:
-            self._open[record.model_group] = (incident.id, record)
-            self._known[incident.id] = incident
-            while len(self._known) > _MAX_KNOWN:  # a late change to an older one still has its base
-                del self._known[next(iter(self._known))]
-        try:
-            self._known[incident.id] = self.store.write(incident)
-        except Exception as error:
-            self._keep(record.model_group, incident, on_disk=False, change=None, series=None, error=error)
+        self._open[record.model_group] = (incident.id, record)
+        self.pending.write(record.model_group, incident)
         return incident.id
 
-    # -- writes that may fail --------------------------------------------------------------------
+    # -- pending writes (kept in memory and retried: :class:`PendingWrites`) -------------------------
 
-    def _keep(
-        self,
-        model_group: str,
-        incident: Incident,
-        *,
-        on_disk: bool,
-        change: Callable[[Incident], Incident] | None,
-        series: TimelineSeries | None,
-        error: BaseException,
-    ) -> None:
-        text = f"{type(error).__name__}: {error}"
-        logger.error(
-            "could not write incident %s of %r (kept in memory, retried): %s", incident.id, model_group, text
-        )
-        with self._lock:
-            self.write_errors[model_group] += 1
-            self.last_write_error[model_group] = text
-            self._unwritten[incident.id] = _Unwritten(
-                model_group,
-                incident,
-                on_disk,
-                [] if change is None else [change],
-                series,
-                text,
-                due=self._clock() + self.retry_initial_s,
-            )
-            while len(self._unwritten) > self._max_unwritten:
-                oldest = next(iter(self._unwritten))
-                dropped = self._unwritten.pop(oldest)
-                self.dropped[dropped.model_group] += 1
-                logger.error("incident %s dropped unwritten: too many incidents wait", oldest)
-        if self.on_unwritten is not None:
-            try:
-                self.on_unwritten()
-            except Exception:
-                logger.exception("could not schedule the incident retry")
+    @property
+    def on_unwritten(self) -> Callable[[], None] | None:
+        """Called (with no argument) when an incident starts waiting: schedule :meth:`retry_unwritten`."""
+        return self.pending.on_unwritten
 
-    def _apply(
-        self,
-        incident_id: str,
-        *,
-        change: Callable[[Incident], Incident] | None = None,
-        series: TimelineSeries | None = None,
-    ) -> Incident:
-        """Apply ``change`` to the incident (and its picture with ``series``); kept in memory and
-        retried if the directory fails. Returns the incident as written, or as kept in memory."""
-        with self._lock:
-            waiting = self._unwritten.get(incident_id)
-            if waiting is not None:
-                if change is not None:
-                    waiting.changes.append(change)
-                    waiting.incident = change(waiting.incident)
-                waiting.series = series or waiting.series
-                waiting.due = min(waiting.due, self._clock())  # try now: the directory may be back
-        if waiting is not None:
-            self.retry_unwritten()
-            unwritten = incident_id in self._unwritten
-            return waiting.incident if unwritten else self._known.get(incident_id, waiting.incident)
-        try:
-            written = self.store.update(incident_id, change=change, series=series)
-        except Exception as error:
-            base = self._known.get(incident_id)
-            if base is None:
-                raise
-            kept = base if change is None else change(base)
-            self._keep(base.model_group, kept, on_disk=True, change=change, series=series, error=error)
-            return kept
-        with self._lock:
-            if incident_id in self._known:
-                self._known[incident_id] = written
-        return written
+    @on_unwritten.setter
+    def on_unwritten(self, callback: Callable[[], None] | None) -> None:
+        self.pending.on_unwritten = callback
+
+    @property
+    def retry_initial_s(self) -> float:
+        return self.pending.retry_initial_s
+
+    @retry_initial_s.setter
+    def retry_initial_s(self, seconds: float) -> None:
+        self.pending.retry_initial_s = seconds
+
+    @property
+    def retry_max_s(self) -> float:
+        return self.pending.retry_max_s
+
+    @retry_max_s.setter
+    def retry_max_s(self, seconds: float) -> None:
+        self.pending.retry_max_s = seconds
+
+    @property
+    def write_errors(self) -> collections.Counter[str]:
+        """Failed incident writes per model group."""
+        return self.pending.write_errors
 
     def retry_unwritten(self) -> float | None:
         """Write every waiting incident that is due; seconds until the next is due (``None``: none wait)."""
-        with self._flush_lock:  # one flush at a time (the worker's retries, a change arriving)
-            now = self._clock()
-            with self._lock:
-                due = [(key, u) for key, u in self._unwritten.items() if u.due <= now]
-            for incident_id, waiting in due:
-                self._flush(incident_id, waiting)
-        with self._lock:
-            if not self._unwritten:
-                self._all_written.notify_all()
-                return None
-            return max(min(u.due for u in self._unwritten.values()) - self._clock(), 0.0)
-
-    def _flush(self, incident_id: str, waiting: _Unwritten) -> None:
-        with self._lock:  # a snapshot: changes may keep arriving while the files are written
-            changes, incident, series = list(waiting.changes), waiting.incident, waiting.series
-            on_disk = waiting.on_disk
-        try:
-            if on_disk and self.store._path(incident_id, ".json").is_file():
-
-                def merged(current: Incident) -> Incident:
-                    for change in changes:
-                        current = change(current)
-                    return current
-
-                written = self.store.update(incident_id, change=merged, series=series)
-            else:
-                written = self.store.write(incident, series=series)
-        except Exception as error:
-            with self._lock:
-                waiting.attempts += 1
-                waiting.error = f"{type(error).__name__}: {error}"
-                self.last_write_error[waiting.model_group] = waiting.error
-                backoff = self.retry_initial_s * 2 ** (waiting.attempts - 1)
-                waiting.due = self._clock() + min(backoff, self.retry_max_s)
-            return
-        with self._lock:
-            if incident_id in self._known:
-                self._known[incident_id] = written
-            if len(waiting.changes) > len(changes) or waiting.series is not series:
-                # changed meanwhile: the rest is merged into what is now on disk, at once
-                waiting.changes = waiting.changes[len(changes) :]
-                waiting.on_disk, waiting.due = True, self._clock()
-                return
-            if self._unwritten.get(incident_id) is waiting:
-                del self._unwritten[incident_id]
-        logger.warning("incident %s written after %d failed attempt(s)", incident_id, waiting.attempts)
+        return self.pending.retry_unwritten()
 
     def wait_written(self, timeout: float | None = None) -> bool:
         """Block until no incident waits to be written (False on timeout)."""
-        with self._lock:
-            return self._all_written.wait_for(lambda: not self._unwritten, timeout)
+        return self.pending.wait_written(timeout)
 
     # -- changes after the rollback --------------------------------------------------------------
 
@@ -376,11 +249,11 @@ class IncidentRecorder:
         detail: str | None = None,
     ) -> Incident:
         """Record the verification verdict (see :meth:`IncidentStore.verify`); retried if it fails."""
-        return self._apply(incident_id, change=verify_change(verdict, results, detail))
+        return self.pending.apply(incident_id, change=verify_change(verdict, results, detail))
 
     def add_picture(self, incident_id: str, series: TimelineSeries) -> Incident:
         """Add the timeline picture drawn from ``series``; retried if the write fails."""
-        return self._apply(incident_id, series=series)
+        return self.pending.apply(incident_id, series=series)
 
     async def complete(
         self,
@@ -432,4 +305,4 @@ class IncidentRecorder:
                 update={"timeline": timeline, "traffic": traffic, "flag_error": flag_error}
             )
 
-        return self._apply(incident_id, change=change, series=series)
+        return self.pending.apply(incident_id, change=change, series=series)
