@@ -402,7 +402,7 @@ async def test_an_incident_the_directory_cannot_take_is_kept_counted_and_written
     metrics = CanaryMetrics(canary)
     recorder = canary.followup.recorder
     assert recorder is not None
-    recorder.retry_initial_s, recorder.retry_max_s = 0.02, 0.1
+    recorder.pending.retry_initial_s, recorder.pending.retry_max_s = 0.02, 0.1
     moved = tmp_path / "moved"
     try:
         directory.rename(moved)
@@ -436,6 +436,7 @@ async def test_an_incident_the_directory_cannot_take_is_kept_counted_and_written
 
 def test_unwritten_incidents_are_retried_with_backoff(tmp_path: Path) -> None:
     from litellm_canary.response.incidents import IncidentRecorder
+    from litellm_canary.response.incidents.pending_writes import PendingWrites
     from tests.support.helpers import FakeClock
 
     clock = FakeClock()
@@ -448,9 +449,7 @@ def test_unwritten_incidents_are_retried_with_backoff(tmp_path: Path) -> None:
         drained=canary.drained,
         on_rollback=canary.controller.on_rollback,
         on_decision=canary.on_decision,
-        clock=clock,
-        retry_initial_s=1.0,
-        retry_max_s=4.0,
+        pending=PendingWrites(IncidentStore(directory), clock=clock, retry_initial_s=1.0, retry_max_s=4.0),
     )
     try:
         canary.rollback("chat", "bad")

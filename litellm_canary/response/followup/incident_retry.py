@@ -13,7 +13,7 @@ __all__ = ["IncidentRetry"]
 
 class IncidentRetry:
     """Runs :meth:`IncidentRecorder.retry_unwritten` on ``worker`` whenever an incident starts waiting
-    (it becomes the recorder's ``on_unwritten``), at most one retry loop at a time."""
+    (it becomes ``recorder.pending.on_unwritten``), at most one retry loop at a time."""
 
     def __init__(self, recorder: IncidentRecorder, worker: FollowupWorker, closed: threading.Event) -> None:
         self._recorder = recorder
@@ -21,7 +21,7 @@ class IncidentRetry:
         self._closed = closed
         self._retrying = False  # a retry of unwritten incidents is scheduled on the worker
         self._lock = threading.Lock()
-        recorder.on_unwritten = self.schedule
+        recorder.pending.on_unwritten = self.schedule
 
     def schedule(self) -> None:
         """Retry the incidents the directory did not take, on the worker, until none waits."""

@@ -134,10 +134,9 @@ class IncidentRecorder:
     decisions still sent to the canary after the flip; without it the caller hands those counts to
     :meth:`complete`. ``drained`` is awaited by :meth:`complete` unless the caller awaited the drain.
 
-    A write that fails (disk full, directory gone or read-only) never costs the record: the incident
-    is kept in memory, counted (:meth:`status`), and written by :meth:`retry_unwritten` with backoff
-    (``retry_initial_s`` doubling up to ``retry_max_s``) once the directory works again. At most
-    ``max_unwritten`` incidents wait; beyond that the oldest is dropped, logged and counted.
+    A write that fails (disk full, directory gone or read-only) never costs the record: ``pending``
+    (:class:`PendingWrites`) keeps it in memory, counts it (:meth:`status`) and writes it with backoff
+    (:meth:`retry_unwritten`) once the directory works again.
     """
 
     def __init__(
@@ -148,19 +147,11 @@ class IncidentRecorder:
         on_rollback: Callable[[RollbackListener], object] | None = None,
         on_decision: Callable[[DecisionListener], object] | None = None,
         wall_clock: Callable[[], float] = time.time,
-        clock: Callable[[], float] = time.monotonic,
-        retry_initial_s: float = 0.5,
-        retry_max_s: float = 30.0,
-        max_unwritten: int = 100,
+        pending: PendingWrites | None = None,
     ) -> None:
         self.store = store
-        self.pending = PendingWrites(
-            store,
-            clock=clock,
-            retry_initial_s=retry_initial_s,
-            retry_max_s=retry_max_s,
-            max_unwritten=max_unwritten,
-        )
+        #: The writes: what the directory cannot take waits here (``PendingWrites(store)`` by default).
+        self.pending = PendingWrites(store) if pending is None else pending
         self._drained = drained
         self._wall_clock = wall_clock
         self._open: dict[str, tuple[str, RollbackRecord]] = {}
@@ -199,31 +190,6 @@ class IncidentRecorder:
         return incident.id
 
     # -- pending writes (kept in memory and retried: :class:`PendingWrites`) -------------------------
-
-    @property
-    def on_unwritten(self) -> Callable[[], None] | None:
-        """Called (with no argument) when an incident starts waiting: schedule :meth:`retry_unwritten`."""
-        return self.pending.on_unwritten
-
-    @on_unwritten.setter
-    def on_unwritten(self, callback: Callable[[], None] | None) -> None:
-        self.pending.on_unwritten = callback
-
-    @property
-    def retry_initial_s(self) -> float:
-        return self.pending.retry_initial_s
-
-    @retry_initial_s.setter
-    def retry_initial_s(self, seconds: float) -> None:
-        self.pending.retry_initial_s = seconds
-
-    @property
-    def retry_max_s(self) -> float:
-        return self.pending.retry_max_s
-
-    @retry_max_s.setter
-    def retry_max_s(self, seconds: float) -> None:
-        self.pending.retry_max_s = seconds
 
     @property
     def write_errors(self) -> collections.Counter[str]:

@@ -22,7 +22,6 @@ from typing import Any
 from filelock import FileLock
 
 from litellm_canary.core.redact import clean_text
-from litellm_canary.response.incidents import report
 from litellm_canary.response.incidents.model import (
     ID_RE,
     MAX_NOTE,
@@ -36,6 +35,7 @@ from litellm_canary.response.incidents.model import (
     verify_change,
     with_event,
 )
+from litellm_canary.response.incidents.report import matplotlib_available, render_markdown, render_picture
 
 logger = logging.getLogger("litellm_canary.incidents")
 
@@ -103,13 +103,11 @@ class IncidentStore:
         atomic_write(self._path(incident.id, ".json"), data.encode() + b"\n")
         # Every text was cleaned on its way in; "replace" is the last guard (a report is never lost
         # for one character that cannot be encoded).
-        atomic_write(
-            self._path(incident.id, ".md"), report.render_markdown(incident).encode(errors="replace")
-        )
+        atomic_write(self._path(incident.id, ".md"), render_markdown(incident).encode(errors="replace"))
         return incident
 
     def _with_picture(self, incident: Incident, series: TimelineSeries) -> Incident:
-        if not report.matplotlib_available():
+        if not matplotlib_available():
             return incident.model_copy(
                 update={
                     "picture": None,
@@ -117,7 +115,7 @@ class IncidentStore:
                 }
             )
         try:
-            png = report.render_picture(incident, series)
+            png = render_picture(incident, series)
         except Exception as error:  # a picture must never cost the incident
             logger.exception("timeline picture of incident %s failed", incident.id)
             return incident.model_copy(

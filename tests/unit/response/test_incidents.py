@@ -24,7 +24,6 @@ from litellm_canary.response.incidents import (
     list_command,
     show_command,
 )
-from litellm_canary.response.incidents import report as incident_report
 from litellm_canary.response.incidents import store as incident_store
 from tests.support.helpers import FakeClock, OutcomeWaiter, chat_rollout, deployment
 
@@ -253,7 +252,7 @@ def test_list_is_newest_first(tmp_path: Path) -> None:
 def test_without_matplotlib_the_picture_is_skipped_and_said_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(incident_report, "matplotlib_available", lambda: False)
+    monkeypatch.setattr(incident_store, "matplotlib_available", lambda: False)
     store = IncidentStore(tmp_path)
     series = TimelineSeries(t_s=[-2, -1, 0, 1], canary_error_rate=[0.0, 0.5, 0.6, None])
     incident = store.write(incident_from_record(_record()), series=series)
