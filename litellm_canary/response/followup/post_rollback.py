@@ -3,8 +3,8 @@
 This module owns the *follow-up* of every rollback (automatic, alert, manual or drill):
 
 * at the flip (on the controller's rollback event) it takes stable's pre-rollback
-  :class:`~litellm_canary.verification.Baseline` and starts a
-  :class:`~litellm_canary.verification.Verification`, and counts decisions still sent to the canary;
+  :class:`~litellm_canary.response.verification.Baseline` and starts a
+  :class:`~litellm_canary.response.verification.Verification`, and counts decisions still sent to the canary;
 * one background worker (:class:`FollowupWorker`: a single daemon thread with one event loop, shared
   by every rollback of the canary, so it works for sync SDK users, asyncio apps and the gateway alike
   and a flip storm costs no threads) replays the golden set against stable right after the flip,
@@ -12,17 +12,18 @@ This module owns the *follow-up* of every rollback (automatic, alert, manual or 
   traffic facts, verdict);
 * a re-arm cancels the group's pending follow-up, and a new rollback of the group supersedes it: its
   verdict is ``cancelled`` (``status()`` and the incident say why and when); incidents the directory
-  could not take are kept and retried on the same worker with backoff
-  (:class:`~litellm_canary.incidents.IncidentRecorder`);
-* ``not_recovered`` escalates: a CRITICAL log record, the verdict listeners (the
-  ``litellm_canary_verification_total`` metric) and an incident that says the rollback did not restore
-  service, so the cause is probably not the canary;
+  could not take are kept and retried on the same worker with backoff (:mod:`.incident_retry`);
+* ``not_recovered`` escalates: a CRITICAL log record (:mod:`.verdict`), the ``verdicts`` signal (its
+  listeners, e.g. the ``litellm_canary_verification_total`` metric) and an incident that says the
+  rollback did not restore service, so the cause is probably not the canary;
 * :meth:`PostRollback.status` is what ``Canary.status()`` shows under a group's last rollback.
 
 It receives narrow callables (the ``connect`` of each signal it listens to, ``drained``, the feedback
-per side, the golden checks), never the canary.
+per side, the golden checks), never the canary. At the flip it hands the rollback to the incident
+recorder itself (:meth:`IncidentRecorder.record`), so no listener order matters.
 
-The judgement itself is :mod:`litellm_canary.verification`; the files are :mod:`litellm_canary.incidents`.
+The judgement itself is :mod:`litellm_canary.response.verification`; the files are
+:mod:`litellm_canary.response.incidents`.
 """
 
 from __future__ import annotations
