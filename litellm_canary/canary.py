@@ -39,10 +39,11 @@ from litellm_canary.core.pins import RolloutPins
 from litellm_canary.core.rollback_record import RollbackKind
 from litellm_canary.detection.evals.sampling import EvalPipeline
 from litellm_canary.detection.evaluation_loop import AutoRollback
+from litellm_canary.detection.golden import replay_golden
 from litellm_canary.detection.rules import EvalScores
 from litellm_canary.integrations.broadcast import install_broadcast
 from litellm_canary.release.lifecycle import Lifecycle
-from litellm_canary.response.followup import install_followup
+from litellm_canary.response.followup import FollowupSignals, golden_checks, install_followup
 
 logger = logging.getLogger("litellm_canary")
 
@@ -134,7 +135,27 @@ class Canary:
             # incidents, post-rollback verification, the last drill
             if self.config.incidents is not None:
                 undo.append(remove_created(directories=(self.config.incidents.dir,)))
-            self.followup = install_followup(self, clock=clock, wall_clock=wall_clock, auto=background)
+            self.followup = install_followup(
+                runtimes=self.runtimes,
+                incidents=self.config.incidents,
+                signals=FollowupSignals(
+                    on_outcome=self.on_outcome,
+                    on_decision=self.on_decision,
+                    on_rollback=self.controller.on_rollback,
+                    on_rearm=self.controller.on_rearm,
+                ),
+                drained=self.drained,
+                max_attempt_s=self.config.max_attempt_s,
+                feedback_sides=lambda group: self.lifecycle.feedback.status(group)["sides"],
+                golden_baseline=lambda group: getattr(self.evals.golden_baseline(group), "mean_score", None),
+                golden_checks=golden_checks(
+                    [group for group, evals in self.evals.rollouts.items() if evals.golden is not None],
+                    lambda group: replay_golden(self, group, Side.STABLE),
+                ),
+                clock=clock,
+                wall_clock=wall_clock,
+                auto=background,
+            )
             undo.append(self.followup.stop)
             self.broadcast = install_broadcast(
                 self.config.broadcast, self.controller, self.runtimes

@@ -8,10 +8,11 @@ This module owns ``litellm-canary drill``:
   ``bad-answers``), automatic detection, rollback, drain and verification, and an incident tagged
   ``drill``. Some canary streams are held open across the flip (``Faults.hold_stream``) and released
   right after it, so the drill always proves that in-flight streams survive a rollback.
-* :func:`run_live_drill` — against a running gateway (``litellm-canary serve`` or a proxy with the
-  canary's webhook): a synthetic Alertmanager alert (labels ``action=rollback``, ``drill=true``) at its
-  webhook, then decision → restored, drain and verification read from its ``/canary/status``; the
-  incident the gateway wrote gets the drill's measurements; ``rearm`` re-arms afterwards.
+* :func:`run_live_drill` (:mod:`litellm_canary.response.live_drill`, re-exported here) — against a
+  running gateway (``litellm-canary serve`` or a proxy with the canary's webhook): a synthetic
+  Alertmanager alert (labels ``action=rollback``, ``drill=true``) at its webhook, then decision →
+  restored, drain and verification read from its ``/canary/status``; the incident the gateway wrote
+  gets the drill's measurements; ``rearm`` re-arms afterwards.
 
 Both return one JSON-serialisable report whose ``passed`` says whether every drill standard was met
 (:data:`STANDARDS`): decision → restored under 60 s, no request to the canary after the flip, no
@@ -31,42 +32,29 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-__all__ = ["FAULTS", "STANDARDS", "DrillError", "Fault", "run_drill", "run_live_drill"]
+from litellm_canary.response.drill_report import (
+    MEASUREMENTS,
+    STANDARDS,
+    DrillError,
+    finish_report,
+    record_drill,
+)
+from litellm_canary.response.live_drill import run_live_drill
+
+__all__ = ["FAULTS", "MEASUREMENTS", "STANDARDS", "DrillError", "Fault", "run_drill", "run_live_drill"]
 
 logger = logging.getLogger("litellm_canary.drill")
 
 Fault = Literal["errors", "slow-ttft", "bad-answers"]
 FAULTS: tuple[Fault, ...] = get_args(Fault)
-
-#: The drill standards: a drill passes when every one holds.
-STANDARDS = {
-    "decision_to_restored_ms": "decision -> restored under 60 s",
-    "canary_requests_after_flip": "no request decided or served canary after the flip",
-    "inflight_failed": "no canary stream in flight at the flip lost",
-    "verification": "post-rollback verification verdict 'recovered'",
-}
-RESTORED_LIMIT_MS = 60_000.0
-#: The figures every drill report carries (beside ``verification`` and ``incident_path``).
-MEASUREMENTS = (
-    "fault",
-    "trigger",
-    "detect_s",
-    "decision_to_restored_ms",
-    "canary_requests_after_flip",
-    "inflight_at_flip",
-    "inflight_completed",
-    "inflight_failed",
-)
 
 GROUP = "drill"
 STABLE_ID = "drill-stable"
@@ -92,10 +80,6 @@ _VERIFY_WITHIN_S = 15.0
 _DETECT_TIMEOUT_S = 20.0
 
 
-class DrillError(Exception):
-    """A drill that could not run (bad arguments, an unreachable gateway); exit status 2."""
-
-
 @dataclass
 class _Request:
     started: float
@@ -103,43 +87,6 @@ class _Request:
     ended: float | None = None
     ok: bool | None = None
     deployment: str | None = None
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def _standards(report: Mapping[str, Any]) -> dict[str, bool]:
-    restored = report.get("decision_to_restored_ms")
-    verification = report.get("verification") or {}
-    return {
-        "decision_to_restored_ms": restored is not None and restored < RESTORED_LIMIT_MS,
-        "canary_requests_after_flip": report.get("canary_requests_after_flip") == 0,
-        "inflight_failed": report.get("inflight_failed") == 0,
-        "verification": verification.get("verdict") == "recovered",
-    }
-
-
-def _finish(report: dict[str, Any]) -> dict[str, Any]:
-    standards = _standards(report)
-    report["standards"] = standards
-    report["missed"] = [STANDARDS[name] for name, ok in standards.items() if not ok]
-    report["passed"] = all(standards.values())
-    return report
-
-
-def _record_drill(directory: Path, incident_id: str | None, report: dict[str, Any]) -> str | None:
-    """Tag the incident ``drill`` and store the drill's measurements in it; returns its JSON path."""
-    if incident_id is None:
-        return None
-    from litellm_canary.response.incidents import IncidentStore
-
-    store = IncidentStore(directory)
-    drill = {key: report.get(key) for key in (*MEASUREMENTS, "passed", "mode")}
-    drill["verdict"] = (report.get("verification") or {}).get("verdict")
-    drill["missed"] = report.get("missed")
-    store.update(incident_id, kind="drill", drill=drill)
-    return str(directory / f"{incident_id}.json")
 
 
 # -- the self-contained drill ----------------------------------------------------------------------
@@ -302,8 +249,8 @@ async def run_drill(fault: Fault, *, incidents_dir: str | os.PathLike[str] | Non
         report = _local_report(fault, record, fault_at, traffic.requests, summary)
         report["incident_path"] = None
         report["duration_s"] = round(time.monotonic() - began, 3)
-        _finish(report)
-        report["incident_path"] = _record_drill(directory, summary.get("incident_id"), report)
+        finish_report(report)
+        report["incident_path"] = record_drill(directory, summary.get("incident_id"), report)
         return report
     finally:
         if traffic is not None:
@@ -346,139 +293,3 @@ def _local_report(
         "requests": len(requests),
         "verification": summary.get("verification"),
     }
-
-
-# -- the live drill --------------------------------------------------------------------------------
-
-
-def _alert(group: str) -> dict[str, Any]:
-    fingerprint = secrets.token_hex(8)
-    return {
-        "version": "4",
-        "groupKey": f"litellm-canary-drill:{fingerprint}",
-        "status": "firing",
-        "receiver": "litellm-canary",
-        "groupLabels": {"alertname": "LitellmCanaryDrill"},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "",
-        "truncatedAlerts": 0,
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": {
-                    "alertname": "LitellmCanaryDrill",
-                    "action": "rollback",
-                    "model_group": group,
-                    "drill": "true",
-                    "severity": "critical",
-                },
-                "annotations": {"summary": "synthetic rollback drill (litellm-canary drill --live)"},
-                "startsAt": _iso_now(),
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "litellm-canary-drill",
-                "fingerprint": fingerprint,
-            }
-        ],
-    }
-
-
-def run_live_drill(
-    config_path: str | os.PathLike[str],
-    *,
-    url: str | None = None,
-    group: str | None = None,
-    rearm: bool = False,
-    token: str | None = None,
-    timeout_s: float | None = None,
-) -> dict[str, Any]:
-    """Drill the running gateway of ``config_path`` (see the module docstring)."""
-    import httpx
-
-    from litellm_canary.integrations.gateway import load_gateway_config
-
-    config = load_gateway_config(Path(config_path))
-    incidents = config.canary.incidents
-    if incidents is None:
-        raise DrillError(
-            f"{config_path}: --live needs 'incidents: {{dir: ...}}' in the litellm_canary section"
-        )
-    groups = [r.model_group for r in config.canary.rollouts]
-    if group is None:
-        if len(groups) != 1:
-            raise DrillError(f"the config has several rollouts {groups}: choose one with --group")
-        group = groups[0]
-    elif group not in groups:
-        raise DrillError(f"--group {group!r} is not a rollout of the config (rollouts: {groups})")
-    token = token or os.environ.get(config.gateway.token_env)
-    if not token:
-        raise DrillError(f"no bearer token: set ${config.gateway.token_env} (gateway.token_env)")
-    base = (url or f"http://{config.gateway.host}:{config.gateway.port}").rstrip("/")
-    if not base.startswith(("http://", "https://")):
-        raise DrillError(f"--url must be an http(s) URL, got {base!r}")
-    within = config.canary.rollout(group).verify_within_s
-    deadline = time.monotonic() + (timeout_s if timeout_s is not None else within + 60.0)
-    headers = {"Authorization": f"Bearer {token}"}
-
-    with httpx.Client(base_url=base, headers=headers, timeout=10.0) as client:
-
-        def status() -> dict[str, Any]:
-            response = client.get("/canary/status")
-            if response.status_code != 200:
-                raise DrillError(
-                    f"GET {base}/canary/status: HTTP {response.status_code}: {response.text[:200]}"
-                )
-            data: dict[str, Any] = response.json()["groups"][group]
-            return data
-
-        try:
-            before = status()
-        except httpx.HTTPError as error:
-            raise DrillError(f"cannot reach the gateway at {base}: {error}") from None
-        if before["state"] == "rolled_back":
-            raise DrillError(f"{group!r} is already rolled back: re-arm it before drilling")
-        sent = time.monotonic()
-        response = client.post("/alertmanager", json=_alert(group))
-        answered_ms = round((time.monotonic() - sent) * 1e3, 3)
-        if response.status_code != 200:
-            raise DrillError(f"POST {base}/alertmanager: HTTP {response.status_code}: {response.text[:200]}")
-        result = response.json()["alerts"][0]
-        if result.get("result") != "rolled_back":
-            raise DrillError(f"the gateway did not roll back: {result.get('result')}")
-        record = result["rollback"]
-        last: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            last = status()["last_rollback"] or {}
-            if last.get("complete"):
-                break
-            time.sleep(0.2)  # polling a remote HTTP status: there is no event to wait on
-        attempts = last.get("canary_attempts") or record.get("canary_attempts") or {}
-        report: dict[str, Any] = {
-            "mode": "live",
-            "gateway": base,
-            "model_group": group,
-            "fault": None,
-            "trigger": "alert",
-            "detect_s": None,
-            "alert_to_response_ms": answered_ms,
-            "decision_to_restored_ms": round(float(record["latch_us"]) / 1e3, 3),
-            "canary_requests_after_flip": last.get("canary_decisions_after_flip"),
-            "inflight_at_flip": attempts.get("at_flip"),
-            "inflight_completed": attempts.get("completed"),
-            "inflight_failed": None
-            if not attempts
-            else int(attempts.get("failed", 0))
-            + int(attempts.get("expired", 0))
-            + int(attempts.get("pending", 0)),
-            "drained": last.get("drained"),
-            "drained_after_ms": last.get("drained_after_ms"),
-            "verification": last.get("verification"),
-            "complete": bool(last.get("complete")),
-        }
-        _finish(report)
-        report["incident_path"] = _record_drill(incidents.dir, last.get("incident_id"), report)
-        report["rearmed"] = False
-        if rearm:
-            response = client.post("/canary/rearm", json={"model_group": group})
-            report["rearmed"] = response.status_code == 200 and bool(response.json().get("rearmed"))
-    return report

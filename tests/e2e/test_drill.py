@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from litellm_canary import cli
-from litellm_canary.response.drill import STANDARDS, _finish
+from litellm_canary.response.drill_report import STANDARDS, finish_report
 from litellm_canary.response.incidents import IncidentStore
 from litellm_canary.testing.fake_upstream import FakeUpstream
 from litellm_canary.testing.gateway_process import GatewayProcess, GatewayTraffic, chat_gateway_config
@@ -80,14 +80,14 @@ def test_a_missed_standard_fails_the_drill() -> None:
         "inflight_failed": 0,
         "verification": {"verdict": "recovered"},
     }
-    assert _finish(dict(good))["passed"] is True
+    assert finish_report(dict(good))["passed"] is True
     for key, bad in (
         ("decision_to_restored_ms", 60_000.0),
         ("canary_requests_after_flip", 1),
         ("inflight_failed", 1),
         ("verification", {"verdict": "insufficient_data"}),
     ):
-        report = _finish({**good, key: bad})
+        report = finish_report({**good, key: bad})
         assert report["passed"] is False and report["missed"] == [STANDARDS[key]]
 
 

@@ -20,7 +20,8 @@ import litellm_canary
 from litellm_canary.core.config import ConfigError
 from litellm_canary.integrations.admin_api import create_app
 from litellm_canary.integrations.metrics import CanaryMetrics
-from litellm_canary.response.followup import NOT_RESTORED_NOTE, drill_status
+from litellm_canary.response.drill_status import drill_status
+from litellm_canary.response.followup import NOT_RESTORED_NOTE
 from litellm_canary.response.incidents import IncidentStore
 from tests.support.helpers import chat_rollout, deployment, started_upstreams, upstream_router
 
@@ -273,11 +274,11 @@ async def test_without_background_the_app_follows_up_itself(tmp_path: Path) -> N
 
 def test_timeline_series_per_second_relative_to_the_decision() -> None:
     from litellm_canary.core.decision import Side
-    from litellm_canary.response.followup import _SeriesBuffer
+    from litellm_canary.response.followup import SeriesBuffer
     from tests.support.helpers import FakeClock
 
     clock = FakeClock()  # starts at 1000.0
-    buffer = _SeriesBuffer(clock, keep_s=60)
+    buffer = SeriesBuffer(clock, keep_s=60)
     buffer.record(Side.CANARY, False, None)
     buffer.record(Side.CANARY, True, 0.2)
     buffer.record(Side.STABLE, True, 0.1)
@@ -401,7 +402,7 @@ async def test_an_incident_the_directory_cannot_take_is_kept_counted_and_written
     metrics = CanaryMetrics(canary)
     recorder = canary.followup.recorder
     assert recorder is not None
-    recorder.retry_initial_s, recorder.retry_max_s = 0.02, 0.1
+    recorder.pending.retry_initial_s, recorder.pending.retry_max_s = 0.02, 0.1
     moved = tmp_path / "moved"
     try:
         directory.rename(moved)
@@ -435,6 +436,7 @@ async def test_an_incident_the_directory_cannot_take_is_kept_counted_and_written
 
 def test_unwritten_incidents_are_retried_with_backoff(tmp_path: Path) -> None:
     from litellm_canary.response.incidents import IncidentRecorder
+    from litellm_canary.response.incidents.pending_writes import PendingWrites
     from tests.support.helpers import FakeClock
 
     clock = FakeClock()
@@ -443,7 +445,11 @@ def test_unwritten_incidents_are_retried_with_backoff(tmp_path: Path) -> None:
     router = _mock_router()
     canary = litellm_canary.attach(router, {**_config(tmp_path), "incidents": None}, background=False)
     recorder = IncidentRecorder(
-        canary, IncidentStore(directory), clock=clock, retry_initial_s=1.0, retry_max_s=4.0
+        IncidentStore(directory),
+        drained=canary.drained,
+        on_rollback=canary.controller.on_rollback,
+        on_decision=canary.on_decision,
+        pending=PendingWrites(IncidentStore(directory), clock=clock, retry_initial_s=1.0, retry_max_s=4.0),
     )
     try:
         canary.rollback("chat", "bad")

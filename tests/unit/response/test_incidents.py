@@ -13,7 +13,6 @@ import litellm_canary
 from litellm_canary import Side
 from litellm_canary.core.pins import InFlightAtFlip
 from litellm_canary.core.rollback_record import RollbackRecord
-from litellm_canary.response import incidents
 from litellm_canary.response.incidents import (
     Incident,
     IncidentNotFound,
@@ -25,6 +24,7 @@ from litellm_canary.response.incidents import (
     list_command,
     show_command,
 )
+from litellm_canary.response.incidents import store as incident_store
 from tests.support.helpers import FakeClock, OutcomeWaiter, chat_rollout, deployment
 
 MESSAGES = [{"role": "user", "content": "my prompt text is private"}]
@@ -138,7 +138,7 @@ def test_a_crash_mid_write_leaves_the_previous_version_intact(
     def crash(src: Any, dst: Any) -> None:
         raise OSError("disk gone")
 
-    monkeypatch.setattr(incidents, "_replace", crash)
+    monkeypatch.setattr(incident_store, "_replace", crash)
     with pytest.raises(OSError, match="disk gone"):
         store.annotate(incident.id, "bad deploy", "canary smaller")
     assert {name: (tmp_path / name).read_bytes() for name in _files(tmp_path)} == before  # no temp left
@@ -252,7 +252,7 @@ def test_list_is_newest_first(tmp_path: Path) -> None:
 def test_without_matplotlib_the_picture_is_skipped_and_said_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(incidents, "_matplotlib_available", lambda: False)
+    monkeypatch.setattr(incident_store, "matplotlib_available", lambda: False)
     store = IncidentStore(tmp_path)
     series = TimelineSeries(t_s=[-2, -1, 0, 1], canary_error_rate=[0.0, 0.5, 0.6, None])
     incident = store.write(incident_from_record(_record()), series=series)
@@ -303,7 +303,12 @@ async def _answers(router: Router, n: int) -> list[str]:
 
 async def test_a_real_rollback_writes_one_incident_and_complete_records_the_drain(tmp_path: Path) -> None:
     router, canary = _canary()
-    recorder = IncidentRecorder(canary, IncidentStore(tmp_path))
+    recorder = IncidentRecorder(
+        IncidentStore(tmp_path),
+        drained=canary.drained,
+        on_rollback=canary.controller.on_rollback,
+        on_decision=canary.on_decision,
+    )
     try:
         outcomes = OutcomeWaiter(canary)
         canary.set_side("chat", "canary")
@@ -335,7 +340,12 @@ async def test_a_real_rollback_writes_one_incident_and_complete_records_the_drai
 async def test_an_automatic_rollback_records_the_rule_and_its_first_breach(tmp_path: Path) -> None:
     clock = FakeClock()
     _, canary = _canary(clock)
-    recorder = IncidentRecorder(canary, IncidentStore(tmp_path))
+    recorder = IncidentRecorder(
+        IncidentStore(tmp_path),
+        drained=canary.drained,
+        on_rollback=canary.controller.on_rollback,
+        on_decision=canary.on_decision,
+    )
     try:
         cause = {**ERROR_RATE_CAUSE, "breaching_since": clock.now - 30.0}
         canary.controller.rollback("chat", str(cause["summary"]), kind="automatic", cause=cause)
@@ -352,7 +362,12 @@ async def test_an_automatic_rollback_records_the_rule_and_its_first_breach(tmp_p
 
 async def test_complete_records_how_the_canary_attempts_in_flight_at_the_flip_ended(tmp_path: Path) -> None:
     _, canary = _canary()
-    recorder = IncidentRecorder(canary, IncidentStore(tmp_path))
+    recorder = IncidentRecorder(
+        IncidentStore(tmp_path),
+        drained=canary.drained,
+        on_rollback=canary.controller.on_rollback,
+        on_decision=canary.on_decision,
+    )
     try:
         pins = canary.runtimes["chat"].pins
         ok, bad = pins.open(Side.CANARY, "chat-canary"), pins.open(Side.CANARY, "chat-canary")

@@ -1,0 +1,97 @@
+"""The follow-up worker: one daemon thread with one event loop, where every follow-up of a canary runs.
+
+Shared by every rollback of the canary, so it works for sync SDK users, asyncio apps and the gateway
+alike, and a flip storm costs no threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+logger = logging.getLogger("litellm_canary.followup")
+
+__all__ = ["FollowupWorker", "log_failure"]
+
+
+class FollowupWorker:
+    """One daemon thread running one event loop: where every follow-up of a canary runs.
+
+    Started on the first :meth:`submit`; a flip storm of any length adds one thread, not one per
+    rollback. :meth:`stop` cancels what still runs and joins the thread.
+    """
+
+    def __init__(self, name: str = "litellm-canary-followup") -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The worker thread (``None`` before the first :meth:`submit` or after :meth:`stop`)."""
+        return self._thread
+
+    def submit(self, coroutine: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T] | None:
+        """Run ``coroutine`` on the worker's loop; ``None`` (and the coroutine closed) once stopped."""
+        with self._lock:
+            if self._stopped:
+                coroutine.close()
+                return None
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+                thread = threading.Thread(
+                    target=self._serve, args=(loop, ready), name=self._name, daemon=True
+                )
+                thread.start()
+                ready.wait()
+                self._loop, self._thread = loop, thread
+            return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    @staticmethod
+    def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Cancel every task still running, stop the loop and join the thread."""
+        with self._lock:
+            self._stopped = True
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        with contextlib.suppress(RuntimeError):  # already closed
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+
+
+def log_failure(group: str) -> Callable[[concurrent.futures.Future[None]], None]:
+    """A done-callback logging the failure of ``group``'s follow-up (it must never fail silently)."""
+
+    def done(future: concurrent.futures.Future[None]) -> None:
+        error = None if future.cancelled() else future.exception()
+        if error is not None:  # the worker must never fail silently; the status shows what is known
+            logger.error("post-rollback follow-up of %r failed", group, exc_info=error)
+
+    return done
