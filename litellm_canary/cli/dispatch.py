@@ -11,14 +11,30 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from litellm_canary.cli import drill, incidents, promote, rearm, rollback, rules, serve, status
+from litellm_canary.cli.drill import add_parser as add_drill
 from litellm_canary.cli.errors import BAD_INPUT, CliError
+from litellm_canary.cli.incidents import add_parser as add_incidents
+from litellm_canary.cli.promote import add_parser as add_promote
+from litellm_canary.cli.rearm import add_parser as add_rearm
+from litellm_canary.cli.rollback import add_parser as add_rollback
+from litellm_canary.cli.rules import add_parser as add_rules
+from litellm_canary.cli.serve import add_parser as add_serve
+from litellm_canary.cli.status import add_parser as add_status
 from litellm_canary.core.config import ConfigError
 
 __all__ = ["build_parser", "main"]
 
 # In the order of ``litellm-canary --help``.
-SUBCOMMANDS = (status, serve, rules, promote, rollback, rearm, incidents, drill)
+SUBCOMMANDS = (
+    add_status,
+    add_serve,
+    add_rules,
+    add_promote,
+    add_rollback,
+    add_rearm,
+    add_incidents,
+    add_drill,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="litellm-canary", description="The ``litellm-canary`` command line."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in SUBCOMMANDS:
-        module.add_parser(commands)
+    for add_parser in SUBCOMMANDS:
+        add_parser(commands)
     return parser
 
 
