@@ -9,18 +9,8 @@ import argparse
 import time
 from typing import Any
 
+import litellm_canary.cli.replica_targets as targets
 from litellm_canary.cli.errors import FAILED_ON_THE_WAY, CliError
-from litellm_canary.cli.replica_targets import (
-    add_target_arguments,
-    call_gateway,
-    config_target,
-    flag_file,
-    gateway_base,
-    new_config_report,
-    print_report,
-    publish,
-    write_flag,
-)
 from litellm_canary.core.controller import ROLLED_BACK_AT
 from litellm_canary.release.canary_window import FlagMetadataWindowStore, WindowState
 
@@ -29,28 +19,28 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(commands: Any) -> None:
     """Add ``rearm`` to the CLI's subparsers."""
-    command = commands.add_parser("rearm", help="release the rollback latch on every replica")
-    command.add_argument("--group", required=True, help="the model group (rollouts[].model_group)")
+    targets.add_command(commands, "rearm", "release the rollback latch on every replica", _own_arguments, run)
+
+
+def _own_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--canary-percent",
         type=float,
         help="with --config: also write the flag back to this canary share (0..100)",
     )
-    add_target_arguments(command)
-    command.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Re-arm ``--group``; print what was done; return the exit status."""
     report = _via_gateway(args) if args.url is not None else _via_config(args)
-    return print_report(args, report)
+    return targets.print_report(args, report)
 
 
 def _via_gateway(args: argparse.Namespace) -> dict[str, Any]:
     if args.canary_percent is not None:
         raise CliError("--canary-percent works with --config only (the gateway API has no such call)")
-    base = gateway_base(args)
-    report, answer = call_gateway(args, base, {"model_group": args.group})
+    base = targets.gateway_base(args)
+    report, answer = targets.call_gateway(args, base, {"model_group": args.group})
     report["rearmed"] = bool(answer.get("rearmed"))
     report["lines"] = [
         f"re-armed {args.group!r} on {base} in {report['request_ms']} ms"
@@ -61,11 +51,11 @@ def _via_gateway(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _via_config(args: argparse.Namespace) -> dict[str, Any]:
-    config, rollout = config_target(args)
+    config, rollout = targets.config_target(args)
     percent: float | None = args.canary_percent
     if percent is not None and not 0 <= percent <= 100:
         raise CliError(f"--canary-percent must be within 0..100, got {percent}")
-    store = flag_file(config, args.config)
+    store = targets.flag_file(config, args.config)
     if config.broadcast is None and percent is None:
         raise CliError(
             "nothing to re-arm here: the latch lives in each process and the config has no broadcast; "
@@ -74,7 +64,7 @@ def _via_config(args: argparse.Namespace) -> dict[str, Any]:
     if percent is not None and store is None:
         raise CliError("--canary-percent needs a flagd_file flag_store in the config")
 
-    report = new_config_report(args)
+    report = targets.new_config_report(args)
     if store is not None and percent is not None:
         share = percent
 
@@ -83,9 +73,9 @@ def _via_config(args: argparse.Namespace) -> dict[str, Any]:
             # A re-armed canary is judged afresh: a new canary window, as Canary.rearm opens.
             FlagMetadataWindowStore(store).save(rollout.flag_key, WindowState(time.time(), rollout.window_h))
 
-        write_flag(store, rollout.flag_key, f"{percent:g} % canary", write, report)
+        targets.write_flag(store, rollout.flag_key, f"{percent:g} % canary", write, report)
     if config.broadcast is not None:
-        publish(config, args, "", report)
+        targets.publish(config, args, "", report)
     if percent is None and store is not None:
         try:  # the re-arm is recorded with the flag (the canary window's rolled-back mark goes)
             if rollout.flag_key in store.read()["flags"]:

@@ -30,7 +30,7 @@ from litellm_canary.core.config import CanaryConfig, Rollout, load_config_file
 from litellm_canary.core.flags import FlagdFileStore
 
 __all__ = [
-    "add_target_arguments",
+    "add_command",
     "call_gateway",
     "config_target",
     "flag_file",
@@ -42,14 +42,25 @@ __all__ = [
 ]
 
 
-def add_target_arguments(command: argparse.ArgumentParser) -> None:
-    """``--url | --config``, ``--token-file``, ``--timeout``, ``--json``."""
+def add_command(
+    commands: Any,
+    name: str,
+    help_text: str,
+    own_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+) -> None:
+    """Add ``rollback`` or ``rearm``: ``--group``, its own arguments, ``--url | --config``,
+    ``--token-file``, ``--timeout``, ``--json``."""
+    command = commands.add_parser(name, help=help_text)
+    command.add_argument("--group", required=True, help="the model group (rollouts[].model_group)")
+    own_arguments(command)
     target = command.add_mutually_exclusive_group(required=True)
     target.add_argument("--url", help="a running gateway's base URL, e.g. http://127.0.0.1:4000")
     target.add_argument("--config", help="canary config: write its flagd flag file (and broadcast)")
     command.add_argument("--token-file", help=f"bearer token for --url (default: ${TOKEN_ENV})")
     command.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the gateway")
     command.add_argument("--json", action="store_true", help="print one JSON object")
+    command.set_defaults(run=run)
 
 
 def print_report(args: argparse.Namespace, report: dict[str, Any]) -> int:

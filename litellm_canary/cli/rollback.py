@@ -8,18 +8,8 @@ import argparse
 import time
 from typing import Any
 
+import litellm_canary.cli.replica_targets as targets
 from litellm_canary.cli.errors import CliError
-from litellm_canary.cli.replica_targets import (
-    add_target_arguments,
-    call_gateway,
-    config_target,
-    flag_file,
-    gateway_base,
-    new_config_report,
-    print_report,
-    publish,
-    write_flag,
-)
 from litellm_canary.core.controller import ROLLED_BACK_AT
 from litellm_canary.core.decision import Side
 
@@ -28,17 +18,19 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(commands: Any) -> None:
     """Add ``rollback`` to the CLI's subparsers."""
-    command = commands.add_parser("rollback", help="send a model group to stable on every replica")
-    command.add_argument("--group", required=True, help="the model group (rollouts[].model_group)")
+    targets.add_command(
+        commands, "rollback", "send a model group to stable on every replica", _own_arguments, run
+    )
+
+
+def _own_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--reason", required=True, help="why (kept in the rollback record)")
-    add_target_arguments(command)
-    command.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Roll ``--group`` back; print what was done; return the exit status."""
     report = _via_gateway(args) if args.url is not None else _via_config(args)
-    return print_report(args, report)
+    return targets.print_report(args, report)
 
 
 def _reason(reason: str) -> str:
@@ -50,9 +42,9 @@ def _reason(reason: str) -> str:
 
 
 def _via_gateway(args: argparse.Namespace) -> dict[str, Any]:
-    base = gateway_base(args)
+    base = targets.gateway_base(args)
     body = {"model_group": args.group, "reason": _reason(args.reason)}
-    report, answer = call_gateway(args, base, body)
+    report, answer = targets.call_gateway(args, base, body)
     report["rollback"] = answer
     if answer.get("repeated"):
         line = f"{args.group}: already rolled back on {base} since {answer.get('decided_at')}"
@@ -86,19 +78,19 @@ def _rollback_mark(reason: str) -> dict[str, float | str]:
 
 
 def _via_config(args: argparse.Namespace) -> dict[str, Any]:
-    config, rollout = config_target(args)
+    config, rollout = targets.config_target(args)
     reason = _reason(args.reason)
-    store = flag_file(config, args.config)
-    report = new_config_report(args)
+    store = targets.flag_file(config, args.config)
+    report = targets.new_config_report(args)
     if store is not None:
         # The flag and the rolled-back mark in one write: every replica attaching later (a
         # restart) comes up rolled back and refuses canary traffic until re-armed.
         def write() -> None:
             store.set_side(rollout.flag_key, Side.STABLE, metadata=_rollback_mark(reason))
 
-        write_flag(store, rollout.flag_key, "stable", write, report)
+        targets.write_flag(store, rollout.flag_key, "stable", write, report)
     if config.broadcast is not None:
-        publish(config, args, reason, report)
+        targets.publish(config, args, reason, report)
     else:
         report["lines"].append("no broadcast configured: replicas follow when they next poll the flag file")
     return report
