@@ -16,7 +16,8 @@ from litellm import Router
 
 import litellm_canary
 from litellm_canary import Canary, RolledBackError
-from litellm_canary.cli import PROMOTE_REFUSED, main
+from litellm_canary.cli import main
+from litellm_canary.cli.promote import PROMOTE_REFUSED
 from litellm_canary.core.rollback_record import LAST_ROLLBACK_REASON, ROLLED_BACK_AT
 from litellm_canary.integrations.admin_api import create_app
 from litellm_canary.release.canary_window import PromoteRefused

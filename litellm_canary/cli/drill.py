@@ -1,0 +1,75 @@
+"""``litellm-canary drill [--json] [--fault errors|slow-ttft|bad-answers] [--dir DIR]``: the
+self-contained drill; ``drill --config FILE --live [--url URL] [--group G] [--rearm]``: drill a
+running gateway. Exit status 0 when every drill standard was met, 1 when one was missed, 2 when it
+could not run.
+
+The drill itself is :mod:`litellm_canary.response.drill`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import sys
+from typing import Any
+
+from litellm_canary.cli.errors import CliError
+
+__all__ = ["DRILL_MISSED", "add_parser", "run"]
+
+DRILL_MISSED = 1  # exit status of a drill that missed a standard
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``drill`` to the CLI's subparsers."""
+    drill = commands.add_parser("drill", help="run a rollback drill (offline, or --live against a gateway)")
+    drill.add_argument("--json", action="store_true", help="print one JSON object")
+    drill.add_argument("--fault", choices=["errors", "slow-ttft", "bad-answers"], default="errors")
+    drill.add_argument("--dir", help="incidents directory of the offline drill (default: a temp dir)")
+    drill.add_argument("--config", help="gateway config (with --live)")
+    drill.add_argument("--live", action="store_true", help="drill the running gateway of --config")
+    drill.add_argument("--url", help="the gateway's base URL (default: gateway.host/port of --config)")
+    drill.add_argument("--group", help="the model group to drill (default: the only rollout)")
+    drill.add_argument("--rearm", action="store_true", help="re-arm the group after a --live drill")
+    drill.set_defaults(run=run)
+
+
+def _print_drill(report: dict[str, Any]) -> None:
+    verification = report.get("verification") or {}
+    print(f"drill ({report.get('mode')}): {'PASSED' if report.get('passed') else 'FAILED'}")
+    from litellm_canary.response.drill import MEASUREMENTS
+
+    for key in MEASUREMENTS:
+        print(f"  {key}: {report.get(key)}")
+    print(f"  verification: {verification.get('verdict')} {verification.get('failed_checks') or ''}")
+    print(f"  incident: {report.get('incident_path')}")
+    for missed in report.get("missed") or []:
+        print(f"  missed: {missed}")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the drill; exit status 1 when it missed a standard."""
+    from litellm_canary.response.drill import DrillError, run_drill, run_live_drill
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the one JSON object
+            if args.live:
+                if not args.config:
+                    raise CliError("--live needs --config FILE (the gateway's config)")
+                report = run_live_drill(args.config, url=args.url, group=args.group, rearm=args.rearm)
+            else:
+                if args.config or args.url or args.group or args.rearm:
+                    raise CliError("--config, --url, --group and --rearm go with --live")
+                import litellm
+
+                litellm.suppress_debug_info = True
+                report = asyncio.run(run_drill(args.fault, incidents_dir=args.dir))
+    except DrillError as error:
+        raise CliError(f"drill: {error}") from None
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        _print_drill(report)
+    return 0 if report["passed"] else DRILL_MISSED
