@@ -247,11 +247,14 @@ async def test_usage_based_v2_rpm_limits_then_no_deployments() -> None:
     plain, attached = await side_by_side(
         spec, scenario, routing_strategy="usage-based-routing-v2", num_retries=0
     )
-    assert attached == plain
-    # Each deployment within its rpm, then LiteLLM's "no deployments" (a lone Router counts a call
-    # in its pre-call check and again in its success callback, so fewer than rpm may be served).
-    assert all(0 < plain[name] <= rpm for name, rpm in {"a": 5, "b": 2, "c": 1}.items())
-    assert plain["RateLimitError"] + plain["RouterRateLimitError"] >= 4
+    # Each deployment within its rpm, then LiteLLM's "no deployments". Exact counts are not compared:
+    # a lone Router counts a call in its pre-call check and again in its success callback, which
+    # LiteLLM logs in the background, so how many fit under the limit varies by a call or two
+    # between any two runs, with or without the canary.
+    for result in (plain, attached):
+        assert all(0 < result[name] <= rpm for name, rpm in {"a": 5, "b": 2, "c": 1}.items()), result
+        assert result["RateLimitError"] + result["RouterRateLimitError"] >= 4, result
+        assert set(result) <= {"a", "b", "c", "RateLimitError", "RouterRateLimitError"}, result
 
 
 async def test_cost_based_routing() -> None:
