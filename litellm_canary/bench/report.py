@@ -28,14 +28,15 @@ def rounded(value: float | None, digits: int = 1) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def table(rows: dict[str, Sequence[float]], unit: str = "µs") -> list[str]:
-    """One line per measurement: its p50, p99 and max (``-`` for a measurement without samples)."""
-    width = max((len(name) for name in rows), default=0)
-    lines = [f"{'':<{width}}  {'p50':>10}  {'p99':>10}  {'max':>10}  ({unit}, n)"]
-    for name, samples in rows.items():
-        figures = [quantile(samples, 0.5), quantile(samples, 0.99), max(samples, default=None)]
+def table(result: dict[str, Any], rows: dict[str, str]) -> list[str]:
+    """A p50/p99/max table: one line per ``label: key prefix`` of ``rows``, its figures read from
+    ``result[prefix + "_p50"]``, ``_p99`` and ``_max`` (``-`` for a figure that is missing or None)."""
+    width = max((len(label) for label in rows), default=0)
+    lines = [f"  {'':<{width}}  {'p50':>10}  {'p99':>10}  {'max':>10}"]
+    for label, prefix in rows.items():
+        figures = [result.get(f"{prefix}_{name}") for name in ("p50", "p99", "max")]
         cells = "  ".join(f"{'-' if f is None else f'{f:.1f}':>10}" for f in figures)
-        lines.append(f"{name:<{width}}  {cells}  (n={len(samples)})")
+        lines.append(f"  {label:<{width}}  {cells}")
     return lines
 
 

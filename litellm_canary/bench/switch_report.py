@@ -16,7 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from litellm_canary import Side
-from litellm_canary.bench.report import quantile, rounded
+from litellm_canary.bench.report import quantile, rounded, table
 from litellm_canary.bench.switch_setup import (
     CANARY_ID,
     STABLE_ID,
@@ -62,12 +62,16 @@ def flip_metrics(run: Run) -> dict[str, Any]:
         "decision_to_restored_us_max": rounded(max(restored_us, default=None)),
         "rollback_call_us_p50": rounded(quantile(call_us, 0.5)),
         "rollback_call_us_p99": rounded(quantile(call_us, 0.99)),
+        "rollback_call_us_max": rounded(max(call_us, default=None)),
         "rollback_call_idle_us_p50": rounded(quantile(run.idle_rollback_us, 0.5)),
         "rollback_call_idle_us_p99": rounded(quantile(run.idle_rollback_us, 0.99)),
+        "rollback_call_idle_us_max": rounded(max(run.idle_rollback_us, default=None)),
         "first_decision_wait_us_p50": rounded(quantile(wait_us, 0.5)),
         "first_decision_wait_us_p99": rounded(quantile(wait_us, 0.99)),
+        "first_decision_wait_us_max": rounded(max(wait_us, default=None)),
         "latch_us_p50": rounded(quantile([f.latch_us for f in run.flips], 0.5)),
         "latch_us_p99": rounded(quantile([f.latch_us for f in run.flips], 0.99)),
+        "latch_us_max": rounded(max((f.latch_us for f in run.flips), default=None)),
         "restore_timeouts": sum(not f.restored_seen for f in run.flips),
         "decisions": len(log.times),
         "decisions_per_s": rounded(len(log.times) / elapsed if elapsed > 0 else None),
@@ -87,6 +91,7 @@ def inflight_metrics(run: Run) -> dict[str, Any]:
         "drain_timeouts": sum(not f.drained for f in run.flips),
         "drain_ms_p50": rounded(quantile(drains_ms, 0.5)),
         "drain_ms_p99": rounded(quantile(drains_ms, 0.99)),
+        "drain_ms_max": rounded(max(drains_ms, default=None)),
         # Every failed attempt of the run, in flight at a flip or not; a failed attempt the Router
         # retried successfully is a failure here and a completed stream for the client.
         "attempt_failures": dict(sorted(run.attempt_failures.items())),
@@ -177,4 +182,15 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         f"{result['client_inflight_failed']} of them failed",
         f"  failed attempts        {result['attempt_failures'] or 'none'}",
     ]
+    lines += table(
+        result,
+        {
+            "decision -> restored (µs)": "decision_to_restored_us",
+            "rollback() call (µs)": "rollback_call_us",
+            "rollback() call idle (µs)": "rollback_call_idle_us",
+            "latch (µs)": "latch_us",
+            "next decision (µs)": "first_decision_wait_us",
+            "drain (ms)": "drain_ms",
+        },
+    )
     return lines

@@ -16,13 +16,12 @@ def test_quantile_interpolates_and_is_none_without_samples() -> None:
     assert report.quantile([5.0], 0.99) == 5.0
 
 
-def test_table_has_p50_p99_max_per_row_and_a_dash_for_no_samples() -> None:
-    lines = report.table({"restored": [1.0, 2.0, 3.0, 100.0], "idle": []})
-    assert lines[0].split()[:3] == ["p50", "p99", "max"]
-    restored = lines[1].split()
-    assert restored[0] == "restored"
-    assert restored[1:4] == ["2.5", "97.1", "100.0"]
-    assert lines[2].split()[1:4] == ["-", "-", "-"]
+def test_table_has_p50_p99_max_per_row_and_a_dash_for_a_missing_figure() -> None:
+    result = {"restored_us_p50": 2.5, "restored_us_p99": 97.14, "restored_us_max": 100.0, "idle_us_p50": None}
+    lines = report.table(result, {"restored": "restored_us", "idle": "idle_us"})
+    assert lines[0].split() == ["p50", "p99", "max"]
+    assert lines[1].split() == ["restored", "2.5", "97.1", "100.0"]
+    assert lines[2].split() == ["idle", "-", "-", "-"]
 
 
 def test_emit_prints_one_json_line_or_the_summary(capsys: pytest.CaptureFixture[str]) -> None:
