@@ -45,7 +45,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from litellm.router import Router
@@ -95,7 +95,7 @@ def default_settings(quick: bool = False, **overrides: Any) -> Settings:
         model="openai/gpt-4o-mini",
         flag_variant="stable",
     )
-    settings = Settings(**{**settings.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     for name in ("iterations", "block", "decision_iterations"):
         if getattr(settings, name) < 1:
             raise ValueError(f"{name} must be positive, got {getattr(settings, name)}")

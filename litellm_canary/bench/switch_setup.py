@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from litellm.router import Router
@@ -73,7 +73,7 @@ def default_settings(quick: bool = False, **overrides: Any) -> Settings:
         upstreams="process",
         seed=1,
     )
-    settings = Settings(**{**settings.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     for name in ("clients", "flips", "words", "min_in_flight"):
         if getattr(settings, name) < 1:
             raise ValueError(f"{name} must be positive, got {getattr(settings, name)}")
