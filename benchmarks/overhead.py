@@ -34,57 +34,23 @@ at once for a non-canary call (its cost was below the noise when this was writte
 Targets (reported, not enforced): ``ratio <= 1.05``, ``decision_us_median <= 30``.
 
     python benchmarks/overhead.py [--json] [--quick] [--iterations N] [--block N] [--model M]
+
+The measurement lives in :mod:`litellm_canary.bench.overhead` (also ``litellm-canary bench
+overhead``); this script only exposes all of its settings.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
 import logging
-import math
 import os
-import statistics
 import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Sequence
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from litellm.router import Router
-from openfeature import api
-from openfeature.evaluation_context import EvaluationContext
-from openfeature.provider.in_memory_provider import InMemoryFlag, InMemoryProvider
-from opentelemetry import trace
-
-import litellm_canary
-from litellm_canary import Side
-from litellm_canary.core.decision import decide
-from litellm_canary.core.request_stamps import STAMP_KEY, stamp_key
-
-logger = logging.getLogger("benchmarks.overhead")
-
-GROUP = "chat"
-FLAG_KEY = "chat-canary"
-STABLE_ID = "chat-stable"
-CANARY_ID = "chat-canary"
-MESSAGES: list[Any] = [{"role": "user", "content": "hi"}]
-TARGET_RATIO = 1.05
-TARGET_DECISION_US = 30.0
-
-
-@dataclass(frozen=True)
-class Settings:
-    iterations: int  # timed end-to-end calls per variant
-    block: int  # calls per variant per round
-    warmup: int  # untimed calls per variant first
-    decision_iterations: int  # timed pick() calls (and breakdown samples)
-    model: str  # litellm_params.model of both deployments
-    flag_variant: str  # what the flag serves: "stable" or "canary"
+from litellm_canary.bench import report
+from litellm_canary.bench.overhead import Settings, default_settings, measure, summary_lines
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
@@ -105,317 +71,25 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
     parser.add_argument("--log-level", default="WARNING", help="stderr log level (default WARNING)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(name)s: %(message)s")
-    quick = args.quick
-    settings = Settings(
-        iterations=args.iterations or (100 if quick else 1500),
-        block=args.block or (25 if quick else 50),
-        warmup=args.warmup if args.warmup is not None else (20 if quick else 100),
-        decision_iterations=args.decision_iterations or (2000 if quick else 20000),
-        model=args.model,
-        flag_variant=args.flag_variant,
-    )
-    if min(settings.iterations, settings.block, settings.decision_iterations) < 1 or settings.warmup < 0:
-        parser.error("counts must be positive")
-    return settings, args.json
-
-
-# -- setup ---------------------------------------------------------------------------------------
-
-
-def model_list(model: str, prefix: str = "") -> list[dict[str, Any]]:
-    """The group's two deployments. The baseline Router gets other ids (``prefix``): LiteLLM keeps
-    state per deployment id across the Routers of a process, and the canary's deployment filter
-    (process-global) tells Routers apart by their deployment ids."""
-    return [
-        {
-            "model_name": GROUP,
-            "litellm_params": {"model": model, "api_key": "sk-bench", "mock_response": "hi"},
-            "model_info": {"id": prefix + deployment_id},
-        }
-        for deployment_id in (STABLE_ID, CANARY_ID)
-    ]
-
-
-def build(settings: Settings) -> tuple[Router, Router, litellm_canary.Canary]:
-    """The baseline Router, the canary Router and its canary (flag from the app's provider)."""
-    flag = InMemoryFlag(settings.flag_variant, {"stable": "stable", "canary": "canary"})
-    api.set_provider_and_wait(InMemoryProvider({FLAG_KEY: flag}))
-    baseline = Router(model_list=model_list(settings.model, prefix="baseline-"))
-    canary_router = Router(model_list=model_list(settings.model))
-    rollout = {"model_group": GROUP, "stable": [STABLE_ID], "canary": [CANARY_ID], "flag_key": FLAG_KEY}
-    canary = litellm_canary.attach(canary_router, {"rollouts": [rollout]})
-    return baseline, canary_router, canary
-
-
-# -- end to end ----------------------------------------------------------------------------------
-
-
-async def timed_calls(router: Router, n: int) -> list[float]:
-    """``n`` sequential mocked completions; their latencies in µs."""
-    clock = time.perf_counter_ns
-    samples = []
-    for _ in range(n):
-        start = clock()
-        await router.acompletion(model=GROUP, messages=MESSAGES, mock_response="hi")
-        samples.append((clock() - start) / 1e3)
-    return samples
-
-
-@dataclass
-class EndToEnd:
-    baseline: list[float]
-    canary: list[float]
-    round_ratios: list[float]
-
-
-async def measure_end_to_end(baseline: Router, canary_router: Router, settings: Settings) -> EndToEnd:
-    await timed_calls(baseline, settings.warmup)
-    await timed_calls(canary_router, settings.warmup)
-    result = EndToEnd([], [], [])
-    remaining = settings.iterations
-    round_index = 0
-    while remaining > 0:
-        n = min(settings.block, remaining)
-        # ABBA: the variant that goes first alternates, so slow drift cancels out.
-        first_is_baseline = round_index % 2 == 0
-        order = (baseline, canary_router) if first_is_baseline else (canary_router, baseline)
-        first, second = [await timed_calls(router, n) for router in order]
-        base, cand = (first, second) if first_is_baseline else (second, first)
-        result.baseline += base
-        result.canary += cand
-        result.round_ratios.append(statistics.median(cand) / statistics.median(base))
-        remaining -= n
-        round_index += 1
-    return result
-
-
-async def settle(canary: litellm_canary.Canary, calls: int, timeout_s: float = 10.0) -> dict[str, Any]:
-    """Wait until LiteLLM reported every canary call's outcome (its logging runs after the call)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        group = canary.status()["groups"][GROUP]
-        in_flight = sum(group["in_flight"].values())
-        outcomes = sum(group["attempts"].values())
-        if (in_flight == 0 and outcomes >= calls) or time.monotonic() > deadline:
-            return {"open_attempts": in_flight, "outcomes": outcomes, "attempts": group["attempts"]}
-        await asyncio.sleep(0.02)
-
-
-# -- the decision --------------------------------------------------------------------------------
-
-
-def request_kwargs() -> dict[str, Any]:
-    """What LiteLLM hands the deployment filter for a plain chat call (fresh: no pin applies)."""
-    return {
-        "model": GROUP,
-        "messages": MESSAGES,
-        "metadata": {},
-        "litellm_trace_id": str(uuid.uuid4()),
-        "user": "u1",
-    }
-
-
-def candidates(canary: litellm_canary.Canary) -> list[Any]:
-    """The group's deployments as LiteLLM hands them to the filter."""
-    return [dict(d) for d in canary._router.registry().deployments(GROUP) or []]
-
-
-async def measure_decisions(canary: litellm_canary.Canary, n: int) -> tuple[list[float], dict[str, int]]:
-    """``n`` timed decisions (µs each) and the sides they chose."""
-    routing = canary._routing
-    runtime = canary.runtimes[GROUP]
-    healthy = candidates(canary)
-    clock = time.perf_counter_ns
-    samples = []
-    sides = dict.fromkeys((side.value for side in Side), 0)
-    for _ in range(n):
-        request = request_kwargs()
-        start = clock()
-        await routing.async_filter_deployments(GROUP, healthy, MESSAGES, request)
-        elapsed = clock() - start
-        stamp = request["metadata"][STAMP_KEY][stamp_key(GROUP, request["litellm_trace_id"])]
-        runtime.pins.close(stamp.attempt, "success")
-        sides[stamp.side.value] += 1
-        samples.append(elapsed / 1e3)
-    return samples, sides
-
-
-class _Timed:
-    """Wraps a callable and keeps the duration of its latest call (ns)."""
-
-    def __init__(self, function: Callable[..., Any]) -> None:
-        self.function = function
-        self.last_ns = 0
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        start = time.perf_counter_ns()
-        try:
-            return self.function(*args, **kwargs)
-        finally:
-            self.last_ns = time.perf_counter_ns() - start
-
-
-@contextlib.contextmanager
-def shadowed(owner: object, name: str, replacement: object) -> Iterator[None]:
-    """Shadow a method of one instance with an instance attribute, for the duration of the block."""
-    setattr(owner, name, replacement)
     try:
-        yield
-    finally:
-        delattr(owner, name)
-
-
-async def measure_decision_parts(canary: litellm_canary.Canary, n: int) -> dict[str, float]:
-    """Where a decision's time goes, timed inside the filter (medians, µs).
-
-    ``flag_read`` is the OpenFeature evaluation, ``deployment_choice`` narrows LiteLLM's candidates
-    to the side, ``other`` is the rest (metadata, pins, ``decide()``, the stamp, listeners, the span
-    check; for a canary decision, the Router's healthy-chain check). Timed in place rather than
-    alone because each part runs about twice as fast in a tight loop of its own (warmer caches).
-    """
-    routing = canary._routing
-    runtime = canary.runtimes[GROUP]
-    healthy = candidates(canary)
-    read = _Timed(canary.flags.read)
-    choose = _Timed(routing._on_side)
-    parts: dict[str, list[float]] = {"flag_read": [], "deployment_choice": [], "other": []}
-    with shadowed(canary.flags, "read", read), shadowed(routing, "_on_side", choose):
-        for _ in range(n):
-            request = request_kwargs()
-            read.last_ns = choose.last_ns = 0
-            start = time.perf_counter_ns()
-            await routing.async_filter_deployments(GROUP, healthy, MESSAGES, request)
-            total = time.perf_counter_ns() - start
-            runtime.pins.close(
-                request["metadata"][STAMP_KEY][stamp_key(GROUP, request["litellm_trace_id"])].attempt,
-                "success",
-            )
-            parts["flag_read"].append(read.last_ns / 1e3)
-            parts["deployment_choice"].append(choose.last_ns / 1e3)
-            parts["other"].append((total - read.last_ns - choose.last_ns) / 1e3)
-    return {name: round(statistics.median(samples), 2) for name, samples in parts.items()}
-
-
-def per_call_us(operation: Callable[[], object], n: int, batch: int = 100) -> float:
-    """Median µs per call of ``operation`` over batches of ``batch`` calls (about ``n`` calls)."""
-    clock = time.perf_counter_ns
-    batches = []
-    for _ in range(max(1, n // batch)):
-        start = clock()
-        for _ in range(batch):
-            operation()
-        batches.append((clock() - start) / 1e3 / batch)
-    return statistics.median(batches)
-
-
-def measure_isolated_parts(canary: litellm_canary.Canary, router: Router, n: int) -> dict[str, float]:
-    """The decision's ingredients, each timed alone in a tight loop (medians, µs)."""
-    runtime = canary.runtimes[GROUP]
-    pins = runtime.pins
-    flag_side = canary.flags.read(FLAG_KEY, EvaluationContext("u1", {})).side or Side.STABLE
-    context = EvaluationContext("u1", {"model_group": "", "user": "u1"})
-    request = request_kwargs()
-    healthy = candidates(canary)
-    parts: dict[str, Callable[[], object]] = {
-        "flag_read": lambda: canary.flags.read(FLAG_KEY, context),
-        "evaluation_context": lambda: canary._routing.decider._context(request, request["metadata"], None),
-        "side_filter": lambda: canary._routing._on_side(runtime, flag_side, healthy),
-        "decide": lambda: decide(rolled_back=False, flag_side=flag_side, pin=None, drain_open=False),
-        "attempt_open_close": lambda: pins.close(pins.open(flag_side, ""), "success"),
-        "span_check": lambda: trace.get_current_span().is_recording(),
-    }
-    return {name: round(per_call_us(operation, n), 2) for name, operation in parts.items()}
-
-
-# -- report --------------------------------------------------------------------------------------
-
-
-def quantile(samples: Sequence[float], q: float) -> float:
-    ordered = sorted(samples)
-    position = (len(ordered) - 1) * q
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-async def run(settings: Settings) -> dict[str, Any]:
-    baseline, canary_router, canary = build(settings)
-    logger.info("end to end: %d calls per variant in blocks of %d", settings.iterations, settings.block)
-    end_to_end = await measure_end_to_end(baseline, canary_router, settings)
-    settled = await settle(canary, settings.warmup + settings.iterations)
-    logger.info("decision: %d timed filter calls", settings.decision_iterations)
-    await measure_decisions(canary, min(2000, settings.decision_iterations))  # warm-up
-    decisions, decision_sides = await measure_decisions(canary, settings.decision_iterations)
-    decision_us = statistics.median(decisions)
-    breakdown = await measure_decision_parts(canary, settings.decision_iterations)
-    isolated = measure_isolated_parts(canary, canary_router, settings.decision_iterations)
-    baseline_us = statistics.median(end_to_end.baseline)
-    canary_us = statistics.median(end_to_end.canary)
-    ratio = canary_us / baseline_us
-    return {
-        "baseline_us_median": round(baseline_us, 1),
-        "canary_us_median": round(canary_us, 1),
-        "ratio": round(ratio, 4),
-        "ratio_block_median": round(statistics.median(end_to_end.round_ratios), 4),
-        "overhead_us": round(canary_us - baseline_us, 1),
-        "baseline_us_p90": round(quantile(end_to_end.baseline, 0.9), 1),
-        "canary_us_p90": round(quantile(end_to_end.canary, 0.9), 1),
-        "decision_us_median": round(decision_us, 2),
-        "decision_us_p90": round(quantile(decisions, 0.9), 2),
-        "decision_breakdown_us": breakdown,
-        "decision_parts_isolated_us": isolated,
-        "iterations": len(end_to_end.canary),
-        "rounds": len(end_to_end.round_ratios),
-        "decision_iterations": len(decisions),
-        "decision_sides": decision_sides,
-        "canary_calls": settings.warmup + len(end_to_end.canary),
-        "canary_outcomes": settled["outcomes"],
-        "canary_attempts": settled["attempts"],
-        "open_attempts_after": sum(canary.status()["groups"][GROUP]["in_flight"].values()),
-        "settings": asdict(settings),
-        "targets": {"ratio": TARGET_RATIO, "decision_us_median": TARGET_DECISION_US},
-        "meets_targets": {
-            "ratio": ratio <= TARGET_RATIO,
-            "decision_us_median": decision_us <= TARGET_DECISION_US,
-        },
-    }
-
-
-def print_summary(result: dict[str, Any]) -> None:
-    settings = result["settings"]
-    met = result["meets_targets"]
-    lines = [
-        f"overhead of litellm_canary on Router.acompletion ({settings['model']}, mock_response, "
-        f"flag serves {settings['flag_variant']!r})",
-        f"  end to end   baseline {result['baseline_us_median']:>9.1f} µs   canary "
-        f"{result['canary_us_median']:>9.1f} µs   (medians of {result['iterations']} calls each, "
-        f"{result['rounds']} interleaved rounds)",
-        f"  ratio        {result['ratio']:.4f} (block-paired {result['ratio_block_median']:.4f}), "
-        f"target <= {TARGET_RATIO}: {'met' if met['ratio'] else 'MISSED'}",
-        f"  decision     {result['decision_us_median']:.2f} µs median, "
-        f"{result['decision_us_p90']:.2f} µs p90 over {result['decision_iterations']} filter calls, "
-        f"target <= {TARGET_DECISION_US:.0f} µs: {'met' if met['decision_us_median'] else 'MISSED'}",
-        "  breakdown    "
-        + ", ".join(f"{name} {us:.2f}" for name, us in result["decision_breakdown_us"].items())
-        + " µs (medians, timed inside the filter)",
-        "  alone        "
-        + ", ".join(f"{name} {us:.2f}" for name, us in result["decision_parts_isolated_us"].items())
-        + " µs",
-        f"  bookkeeping  {result['canary_calls']} canary calls, {result['canary_outcomes']} outcomes, "
-        f"{result['open_attempts_after']} attempts left open",
-    ]
-    print("\n".join(lines))
+        settings = default_settings(
+            args.quick,
+            iterations=args.iterations,
+            block=args.block,
+            warmup=args.warmup,
+            decision_iterations=args.decision_iterations,
+            model=args.model,
+            flag_variant=args.flag_variant,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    return settings, args.json
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings, as_json = parse_args(argv)
-    stdout = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr):  # keep stray library prints out of the JSON
-        result = asyncio.run(run(settings))
-    if as_json:
-        stdout.write(json.dumps(result) + "\n")
-    else:
-        with contextlib.redirect_stdout(stdout):
-            print_summary(result)
+    result = report.without_stray_prints(lambda: measure(settings))
+    report.emit(result, as_json, summary_lines)
     return 0
 
 

@@ -7,6 +7,7 @@
 * ``rollback`` / ``rearm``: :mod:`.rollback`, :mod:`.rearm`, reaching the replicas through
   :mod:`.replica_targets` and :mod:`.admin_client` (exit status 1 when the operation failed on the way)
 * ``incidents``: :mod:`.incidents`; ``drill``: :mod:`.drill` (exit status 1 when a standard was missed)
+* ``bench``: :mod:`.bench` (rollback latency under load, per-request overhead)
 
 :mod:`.dispatch` builds the parser from these modules and turns a :class:`~.errors.CliError` or a
 ``ConfigError`` into one line on stderr and its exit status (2 for bad input).

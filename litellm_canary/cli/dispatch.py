@@ -11,6 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from litellm_canary.cli.bench import add_parser as add_bench
 from litellm_canary.cli.drill import add_parser as add_drill
 from litellm_canary.cli.errors import BAD_INPUT, CliError
 from litellm_canary.cli.incidents import add_parser as add_incidents
@@ -34,6 +35,7 @@ SUBCOMMANDS = (
     add_rearm,
     add_incidents,
     add_drill,
+    add_bench,
 )
 
 

@@ -25,6 +25,7 @@ def test_every_subcommand_is_on_the_parser() -> None:
         "rearm",
         "incidents",
         "drill",
+        "bench",
     ]
 
 

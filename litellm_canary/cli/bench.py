@@ -1,0 +1,87 @@
+"""``litellm-canary bench``: the package's own measurements, against bundled fake upstreams.
+
+* ``bench switch --offline``: rollback latency under streaming load and the fate of in-flight
+  streams (:mod:`litellm_canary.bench.switch`)
+* ``bench overhead``: what the canary costs one request on the Router's hot path
+  (:mod:`litellm_canary.bench.overhead`)
+
+Both print a summary (p50/p99/max) or, with ``--json``, one JSON object on one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from litellm_canary.cli.errors import BAD_INPUT, CliError
+
+__all__ = ["add_parser", "run_overhead", "run_switch"]
+
+
+def add_parser(commands: Any) -> None:
+    """Add ``bench switch`` and ``bench overhead`` to the CLI's subparsers."""
+    bench = commands.add_parser("bench", help="measure rollback latency or the per-request overhead")
+    kinds = bench.add_subparsers(dest="bench_command", required=True)
+
+    switch = kinds.add_parser("switch", help="rollback latency under streaming load (fake upstreams)")
+    switch.add_argument(
+        "--offline",
+        action="store_true",
+        help="measure an in-process Router and canary against bundled fake upstreams (required for now)",
+    )
+    switch.add_argument("--clients", type=int, help="concurrent streaming clients (default 200)")
+    switch.add_argument("--flips", type=int, help="rollback/re-arm cycles (default 100)")
+    switch.add_argument("--think-ms", type=float, help="mean think time between streams (default 25000)")
+    switch.add_argument("--quick", action="store_true", help="a few-second smoke run (small counts)")
+    switch.add_argument("--json", action="store_true", help="print one JSON object")
+    switch.set_defaults(run=run_switch)
+
+    overhead = kinds.add_parser("overhead", help="the canary's cost per request (mocked upstream)")
+    overhead.add_argument("--iterations", type=int, help="timed calls per variant (default 1500)")
+    overhead.add_argument("--quick", action="store_true", help="a few-second smoke run (small counts)")
+    overhead.add_argument("--json", action="store_true", help="print one JSON object")
+    overhead.set_defaults(run=run_overhead)
+
+
+def _quiet() -> None:
+    """No LiteLLM cost-map download, and only warnings on stderr."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(name)s: %(message)s")
+
+
+def run_switch(args: argparse.Namespace) -> int:
+    """Run ``bench switch``; 0 when it ran (its targets are reported, not enforced)."""
+    if not args.offline:
+        raise CliError(
+            "bench switch needs --offline (measuring running gateways with --url is not available yet)",
+            BAD_INPUT,
+        )
+    _quiet()
+    from litellm_canary.bench import report, switch, switch_report, switch_setup
+
+    try:
+        settings = switch_setup.default_settings(
+            args.quick, clients=args.clients, flips=args.flips, think_ms=args.think_ms
+        )
+    except ValueError as error:
+        raise CliError(f"bench switch: {error}", BAD_INPUT) from None
+    result = report.without_stray_prints(lambda: switch.measure(settings))
+    report.emit(result, args.json, switch_report.summary_lines)
+    return 0
+
+
+def run_overhead(args: argparse.Namespace) -> int:
+    """Run ``bench overhead``; 0 when it ran (its targets are reported, not enforced)."""
+    _quiet()
+    from litellm_canary.bench import overhead, report
+
+    try:
+        settings = overhead.default_settings(args.quick, iterations=args.iterations)
+    except ValueError as error:
+        raise CliError(f"bench overhead: {error}", BAD_INPUT) from None
+    result = report.without_stray_prints(lambda: overhead.measure(settings))
+    report.emit(result, args.json, overhead.summary_lines)
+    return 0
