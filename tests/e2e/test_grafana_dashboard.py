@@ -24,8 +24,6 @@ from litellm_canary.testing.alert_path_rig import MODEL_GROUP, AlertPathRig, Tra
 from litellm_canary.testing.gateway_process import wait_until
 from litellm_canary.testing.monitoring_stack import require_binaries
 
-pytestmark = pytest.mark.e2e
-
 TOKEN = "dashboard-token-0123456789"
 DATA_TIMEOUT_S = 30.0
 
@@ -62,9 +60,22 @@ def test_every_dashboard_expression_returns_data(rig: AlertPathRig) -> None:
     results = {e: rig.stack.query(e) for e in expressions}
     for expr in with_data:
         assert results[expr], expr
-    # Both sides appear in the per-side panels, with numbers (not NaN) for the traffic split.
-    split = results[with_data[0]]
-    assert {s["metric"]["side"] for s in split} == {"stable", "canary"}
-    assert all(math.isfinite(float(s["value"][1])) for s in split)
+    panels = {p["title"].split(" (")[0]: p for p in model["panels"] if p["type"] != "row"}
+
+    def values(title: str, ref: str = "A") -> dict[str, float]:
+        (expr,) = (t["expr"] for t in panels[title]["targets"] if t["refId"] == ref)
+        return {s["metric"].get("side", ""): float(s["value"][1]) for s in results[expr]}
+
+    # Both sides in every per-side panel, with numbers: the split sums to 1, no errors, a real p99.
+    split = values("Traffic split")
+    assert set(split) == {"stable", "canary"} and sum(split.values()) == pytest.approx(1.0)
+    assert values("Error rate per side") == {"stable": 0.0, "canary": 0.0}
+    ttft = values("p99 TTFT per side")
+    assert set(ttft) == {"stable", "canary"} and all(math.isfinite(v) and v > 0 for v in ttft.values())
+    assert set(values("In-flight attempts per side")) == {"stable", "canary"}
+    # Stable without errors: the error_rate threshold is stable + min_delta.
+    min_delta = rig.config.rollouts[0].triggers.error_rate.min_delta
+    assert values("Error rate per side", "B") == {"": pytest.approx(min_delta)}
+    assert values("State") == {"": 1.0}  # rolled back
     annotation = results[expressions[-1]]
     assert annotation[0]["metric"] == {"model_group": MODEL_GROUP, "kind": "manual"}
