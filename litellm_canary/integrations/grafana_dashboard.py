@@ -4,7 +4,8 @@ One row per rollout, each with: the traffic split (share of routing decisions pe
 rate per side with the error_rate trigger's threshold (``ratio`` x stable and stable +
 ``min_delta``, as series) and fast_fail's as a line, p99 TTFT per side with the SLO and the
 ttft_p99 trigger's threshold as lines, the eval sources' log e-values against ``ln(1/alpha)`` (when
-eval_score is on), in-flight attempts per side, the rollout's state, and the gateway's flag errors.
+eval_score is on and the rollout has ``evals``), in-flight attempts per side, the rollout's state,
+and the gateway's flag errors.
 Rollbacks are annotations (one query per rollout, titled with the kind).
 
 The queries read the raw series of :mod:`litellm_canary.integrations.metrics` and
@@ -197,7 +198,7 @@ def _rollout_panels(rollout: Rollout, y: int, ids: list[int]) -> list[dict[str, 
             kind="stat",
         )
     )
-    if t.eval_score.enabled:
+    if t.eval_score.enabled and rollout.evals is not None:  # without evals there are no scores
         log_e = selector(EVAL_LOG_E_METRIC, model_group=g)
         threshold_log_e = math.log(1 / t.eval_score.alpha)
         panels.append(

@@ -28,14 +28,15 @@ CONFIG: dict[str, Any] = {
                 "fast_fail": {"error_rate": 0.3},
                 "ttft_p99": {"slo_ms": 1500, "ratio": 1.5, "window_s": 240},
                 "eval_score": {"alpha": 0.01},
-            }
+            },
+            evals={"scorer": {"builtin": "regex", "pattern": "answer"}},
         ),
         {
             "model_group": "embed",
             "stable": ["embed-stable"],
             "canary": ["embed-canary"],
             "flag_key": "embed-canary",
-            "triggers": {"eval_score": False, "fast_fail": False},
+            "triggers": {"fast_fail": False},  # eval_score on, but no evals: no scores to show
         },
     ],
     "flag_store": {"kind": "memory"},
@@ -151,7 +152,7 @@ def test_thresholds_and_windows_come_from_the_config() -> None:
     assert sorted(_lines(ttft)) == [1.5, 2.25] and "[4m]" in ttft["targets"][0]["expr"]
     evals = _panel(chat_panels, "Eval log e-values")
     assert _lines(evals) == [pytest.approx(math.log(100))]
-    # embed: the defaults, fast_fail off (no line), eval_score off (no eval panel)
+    # embed: the defaults, fast_fail off (no line), no evals (no eval panel)
     assert _lines(_panel(embed_panels, "Error rate")) == []
     assert sorted(_lines(_panel(embed_panels, "p99 TTFT"))) == [2.0, 4.0]
     assert not [p for p in embed_panels if p["title"].startswith("Eval")]
