@@ -178,12 +178,12 @@ def _rollout_panels(rollout: Rollout, y: int, ids: list[int]) -> list[dict[str, 
     row3 = y + 2 * _HEIGHT
     third = _WIDTH // 3
     flag_errors = f"sum by (cause) (rate({FLAG_ERRORS_METRIC}[{err_w}]))"
-    # `or 0 * evaluations`: no error series yet means 0 errors, not no data.
+    # `or on() 0 * evaluations`: no error series yet means 0 errors, not no data (only then).
     flag_zero = f'0 * label_replace(sum (rate({FLAG_EVALUATIONS_METRIC}[{err_w}])), "cause", "none", "", "")'
     panels.append(
         _panel(
             "Flag errors (gateway-wide, routed to stable)",
-            [_target(f"{flag_errors}\n  or\n{flag_zero}", "{{cause}}", "A")],
+            [_target(f"{flag_errors}\n  or on()\n{flag_zero}", "{{cause}}", "A")],
             unit="reqps",
             grid=(0, row3, third, _HEIGHT),
         )
