@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from litellm_canary.cli.bench import add_parser as add_bench
+from litellm_canary.cli.dashboard import add_parser as add_dashboard
 from litellm_canary.cli.drill import add_parser as add_drill
 from litellm_canary.cli.errors import BAD_INPUT, CliError
 from litellm_canary.cli.incidents import add_parser as add_incidents
@@ -30,6 +31,7 @@ SUBCOMMANDS = (
     add_status,
     add_serve,
     add_rules,
+    add_dashboard,
     add_promote,
     add_rollback,
     add_rearm,

@@ -68,18 +68,19 @@ STABLE_ANSWER = "stable answer"
 CANARY_ANSWER = "canary answer"
 
 
-def _canary_section(triggers: Mapping[str, Any], flag_path: Path | None) -> dict[str, Any]:
-    section: dict[str, Any] = {
-        "rollouts": [
-            {
-                "model_group": MODEL_GROUP,
-                "stable": ["chat-stable"],
-                "canary": ["chat-canary"],
-                "flag_key": FLAG_KEY,
-                "triggers": dict(triggers),
-            }
-        ]
+def _canary_section(
+    triggers: Mapping[str, Any], flag_path: Path | None, evals: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    rollout: dict[str, Any] = {
+        "model_group": MODEL_GROUP,
+        "stable": ["chat-stable"],
+        "canary": ["chat-canary"],
+        "flag_key": FLAG_KEY,
+        "triggers": dict(triggers),
     }
+    if evals is not None:
+        rollout["evals"] = dict(evals)
+    section: dict[str, Any] = {"rollouts": [rollout]}
     if flag_path is not None:
         section["flag_store"] = {"kind": "flagd_file", "path": str(flag_path)}
     return section
@@ -90,10 +91,13 @@ def alert_rules_config() -> CanaryConfig:
     return parse_config(_canary_section(ALERT_TRIGGERS, None))
 
 
-def gateway_config(stable_url: str, canary_url: str, flag_path: Path) -> dict[str, Any]:
+def gateway_config(
+    stable_url: str, canary_url: str, flag_path: Path, evals: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """A ``litellm-canary serve`` file: group ``chat`` over the two upstreams, every in-process trigger
-    off, the flagd_file store at ``flag_path``. No retries and no LiteLLM cooldowns, so that each
-    request is one attempt and a failing canary keeps receiving its share until the rollback."""
+    off, the flagd_file store at ``flag_path`` (and the rollout's ``evals`` block, if given). No
+    retries and no LiteLLM cooldowns, so that each request is one attempt and a failing canary keeps
+    receiving its share until the rollback."""
     return {
         "model_list": [
             {
@@ -104,7 +108,7 @@ def gateway_config(stable_url: str, canary_url: str, flag_path: Path) -> dict[st
             for deployment_id, url in (("chat-stable", stable_url), ("chat-canary", canary_url))
         ],
         "router_settings": {"num_retries": 0, "disable_cooldowns": True},
-        "litellm_canary": _canary_section(QUIET_TRIGGERS, flag_path),
+        "litellm_canary": _canary_section(QUIET_TRIGGERS, flag_path, evals),
     }
 
 
@@ -259,8 +263,10 @@ def alert_path(
     binaries: Mapping[str, str] | None = None,
     timings: StackTimings | None = None,
     canary_percent: float = 50,
+    gateway_evals: Mapping[str, Any] | None = None,
 ) -> Iterator[AlertPathRig]:
-    """Start the upstreams, the gateway (flag at ``canary_percent``) and its stack; stop all on exit.
+    """Start the upstreams, the gateway (flag at ``canary_percent``, the rollout's ``evals`` block
+    ``gateway_evals`` if given) and its stack; stop all on exit.
 
     The stack starts first, so that Prometheus's ~5 s to its first scrape overlaps the gateway's start;
     call :meth:`AlertPathRig.wait_for_watched_traffic` (with traffic running) before injecting a fault.
@@ -273,7 +279,7 @@ def alert_path(
             flag_path = directory / "flags" / "flags.json"
             FlagdFileStore(flag_path).set_canary_percent(FLAG_KEY, canary_percent)
             gateway = GatewayProcess(
-                directory, gateway_config(stable.base_url, canary.base_url, flag_path), token
+                directory, gateway_config(stable.base_url, canary.base_url, flag_path, gateway_evals), token
             )
             stack = MonitoringStack(
                 directory / "monitoring",

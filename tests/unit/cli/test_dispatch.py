@@ -20,6 +20,7 @@ def test_every_subcommand_is_on_the_parser() -> None:
         "status",
         "serve",
         "rules",
+        "dashboard",
         "promote",
         "rollback",
         "rearm",
