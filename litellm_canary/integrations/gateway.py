@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
 from litellm_canary.core.config import CanaryConfig, ConfigError, parse_config
+from litellm_canary.core.config.parse_errors import describe_parse_error
 
 _MAX_BODY = 4 << 20
 
@@ -58,7 +59,7 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     except OSError as error:
         raise ConfigError(f"cannot read config file {file}: {error.strerror}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {file} is not valid YAML: {str(error).splitlines()[0]}") from None
+        raise ConfigError(f"config file {file} is not valid YAML: {describe_parse_error(error)}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file {file} must hold a mapping")
     model_list = data.get("model_list")
