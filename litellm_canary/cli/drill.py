@@ -30,7 +30,11 @@ def add_parser(commands: Any) -> None:
     drill.add_argument("--dir", help="incidents directory of the offline drill (default: a temp dir)")
     drill.add_argument("--config", help="gateway config (with --live)")
     drill.add_argument("--live", action="store_true", help="drill the running gateway of --config")
-    drill.add_argument("--url", help="the gateway's base URL (default: gateway.host/port of --config)")
+    drill.add_argument(
+        "--url",
+        help="the admin base URL (default: gateway.host/port of --config, plus proxy.mount_path "
+        "for a LiteLLM proxy config)",
+    )
     drill.add_argument("--group", help="the model group to drill (default: the only rollout)")
     drill.add_argument("--rearm", action="store_true", help="re-arm the group after a --live drill")
     drill.set_defaults(run=run)

@@ -49,6 +49,14 @@ class GatewayConfig:
     router_settings: dict[str, Any]
     canary: CanaryConfig
     gateway: GatewaySettings
+    # Where the admin API lives under the server's root: "" for this gateway, the canary's
+    # ``proxy.mount_path`` for a LiteLLM proxy config (one with ``litellm_settings``).
+    admin_path: str = ""
+
+    @property
+    def admin_url(self) -> str:
+        """The default base URL of the admin API (``/canary/...`` routes hang below it)."""
+        return f"http://{self.gateway.host}:{self.gateway.port}{self.admin_path}"
 
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:
@@ -76,11 +84,13 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"{file}: gateway.{field}: {first['msg']}") from None
+    canary = parse_config(data["litellm_canary"], base_dir=Path(file).parent)
     return GatewayConfig(
         list(model_list),
         dict(router_settings),
-        parse_config(data["litellm_canary"], base_dir=Path(file).parent),
+        canary,
         gateway,
+        canary.proxy.mount_path if "litellm_settings" in data else "",
     )
 
 
