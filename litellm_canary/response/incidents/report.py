@@ -11,7 +11,9 @@ import io
 import json
 from typing import Any
 
+from litellm_canary.response.incidents.figures import figure
 from litellm_canary.response.incidents.model import Incident, TimelineSeries
+from litellm_canary.response.incidents.verification_view import render_verification
 
 __all__ = ["matplotlib_available", "render_markdown", "render_picture"]
 
@@ -22,8 +24,8 @@ __all__ = ["matplotlib_available", "render_markdown", "render_picture"]
 def _cell(value: Any) -> str:
     if value is None:
         return "—"
-    if isinstance(value, float):
-        text = f"{value:.6g}"
+    if isinstance(value, bool | float):
+        text = figure(value)
     elif isinstance(value, list | dict):
         text = json.dumps(value, sort_keys=True)
     else:
@@ -76,14 +78,7 @@ def render_markdown(incident: Incident) -> str:
         + (", ".join(f"{k} {v}" for k, v in attempts.items()) if attempts else "—"),
     ]
     lines += ["", "## Verification", ""]
-    if incident.verification and incident.verification.get("restored_service") is False:
-        note = incident.verification.get("note") or "The rollback did not restore service."
-        lines += [f"**{_cell(note)}**", ""]
-    if incident.verification:
-        lines += ["| check | result |", "|---|---|"]
-        lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in sorted(incident.verification.items())]
-    else:
-        lines += ["_Not verified yet._"]
+    lines += render_verification(incident.verification)
     if incident.drill:
         lines += ["", "## Drill", "", "| measure | value |", "|---|---|"]
         lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in sorted(incident.drill.items())]
