@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from litellm_canary.cli.errors import CliError
@@ -30,6 +31,12 @@ def run(args: argparse.Namespace) -> int:
             f"serve needs the server extra (pip install 'litellm-canary[server]'): {error}"
         ) from None
     config = load_gateway_config(args.config)
+    token_env = config.gateway.token_env
+    if not os.environ.get(token_env, "").strip():
+        raise CliError(
+            f"no admin bearer token: set ${token_env} to a random secret before serve "
+            f"(e.g. export {token_env}=$(openssl rand -hex 16)); gateway.token_env names the variable"
+        )
     try:
         _, _, app = build_gateway(config)
     except ValueError as error:  # e.g. no admin token in the environment
