@@ -4,6 +4,7 @@ new requests go to stable and what the flag store was written."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,11 @@ async def test_status_after_a_rollback_says_stable_not_the_stale_flag_value(tmp_
     )
     try:
         canary.set_canary_percent("chat", 100.0)
-        await router.acompletion(model="chat", messages=MESSAGES, user="u1")
+        for _ in range(1000):  # until the flag file's provider serves the canary (polled every 10 ms)
+            response = await router.acompletion(model="chat", messages=MESSAGES, user="u1")
+            if response.choices[0].message.content == "from chat-canary":
+                break
+            await asyncio.sleep(0.01)
         before = status_lines(canary.status())[0]
         assert before.startswith("chat: armed, flag 'canary'")
 
