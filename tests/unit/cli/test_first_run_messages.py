@@ -38,6 +38,7 @@ def test_serve_names_the_configured_token_variable(
     config = tmp_path / "gateway.yaml"
     config.write_text(GATEWAY + "gateway: {token_env: MY_ADMIN_TOKEN}\n")
     monkeypatch.delenv("MY_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("LITELLM_CANARY_TOKEN", raising=False)
     assert cli.main(["serve", "--config", str(config)]) == 2
     assert "set $MY_ADMIN_TOKEN" in capsys.readouterr().err
 
