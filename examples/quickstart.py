@@ -103,7 +103,10 @@ async def run(stable: FakeUpstream, canary_upstream: FakeUpstream) -> None:
     before = Counter(side for at, side in decisions if at < flipped_at)
     after = Counter(side for at, side in decisions if at >= flipped_at)
     in_flight = canary.status()["groups"]["chat"]["last_rollback"]["canary_attempts"]
-    print(f"before the flip: {sum(before.values())} requests, {_share(before)} to the canary (10 % of users)")
+    print(
+        f"before the flip: {sum(before.values())} requests, {_share(before)} to the canary: the flag "
+        "sends 10 % of users (sticky: a user stays on its side), so a short run's request share varies"
+    )
     print(
         f"rollback:        latched in {record['latch_us']:.0f} µs, flag written after "
         f"{record['flag_written_after_ms']:.2f} ms, {in_flight['at_flip']} canary streams in flight"

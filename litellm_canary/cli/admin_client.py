@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from litellm_canary.cli.errors import FAILED_ON_THE_WAY, CliError
+from litellm_canary.integrations.mount_hint import mount_path_hint
 
 __all__ = ["TOKEN_ENV", "admin_request", "read_token"]
 
@@ -48,11 +49,13 @@ def admin_request(url: str, token: str, timeout: float, body: dict[str, Any] | N
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return json.loads(response.read())
     except urllib.error.HTTPError as error:
-        detail = _error_detail(error)
+        body = _error_body(error)
+        detail = str(body.get("error", body)) if isinstance(body, dict) else str(body)
         if error.code == 401:
             raise CliError(f"{url}: the gateway refused the token (401): {detail}") from None
         if error.code in (400, 404):
-            raise CliError(f"{url}: {detail} ({error.code})") from None
+            hint = mount_path_hint(url, body) if error.code == 404 else ""
+            raise CliError(f"{url}: {detail} ({error.code}){hint}") from None
         raise CliError(f"{url}: the gateway answered {error.code}: {detail}", FAILED_ON_THE_WAY) from None
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
@@ -61,9 +64,8 @@ def admin_request(url: str, token: str, timeout: float, body: dict[str, Any] | N
         raise CliError(f"{url}: the answer is not JSON: {error}", FAILED_ON_THE_WAY) from None
 
 
-def _error_detail(error: urllib.error.HTTPError) -> str:
+def _error_body(error: urllib.error.HTTPError) -> Any:
     try:
-        body = json.loads(error.read())
-        return str(body.get("error", body)) if isinstance(body, dict) else str(body)
+        return json.loads(error.read())
     except (ValueError, OSError):
         return str(error.reason)

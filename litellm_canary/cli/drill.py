@@ -30,7 +30,11 @@ def add_parser(commands: Any) -> None:
     drill.add_argument("--dir", help="incidents directory of the offline drill (default: a temp dir)")
     drill.add_argument("--config", help="gateway config (with --live)")
     drill.add_argument("--live", action="store_true", help="drill the running gateway of --config")
-    drill.add_argument("--url", help="the gateway's base URL (default: gateway.host/port of --config)")
+    drill.add_argument(
+        "--url",
+        help="the admin base URL (default: gateway.host/port of --config, plus proxy.mount_path "
+        "for a LiteLLM proxy config)",
+    )
     drill.add_argument("--group", help="the model group to drill (default: the only rollout)")
     drill.add_argument("--rearm", action="store_true", help="re-arm the group after a --live drill")
     drill.set_defaults(run=run)
@@ -49,9 +53,30 @@ def _print_drill(report: dict[str, Any]) -> None:
         print(f"  missed: {missed}")
 
 
+async def _offline_drill(fault: Any, incidents_dir: str | None) -> dict[str, Any]:
+    """The offline drill, then LiteLLM's logging worker stopped while its event loop still runs
+    (else ``asyncio.run`` closing the loop prints "Task was destroyed but it is pending!")."""
+    from litellm_canary.response.drill import run_drill
+
+    try:
+        return await run_drill(fault, incidents_dir=incidents_dir)
+    finally:
+        await _stop_litellm_logging_worker()
+
+
+async def _stop_litellm_logging_worker() -> None:
+    try:
+        from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+    except ImportError:  # another LiteLLM release: nothing to stop here
+        return
+    with contextlib.suppress(Exception):  # the drill's callbacks are done; do not wait forever
+        await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout=5.0)
+    await GLOBAL_LOGGING_WORKER.stop(timeout=5.0)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the drill; exit status 1 when it missed a standard."""
-    from litellm_canary.response.drill import DrillError, run_drill, run_live_drill
+    from litellm_canary.response.drill import DrillError, run_live_drill
 
     try:
         with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the one JSON object
@@ -65,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
                 import litellm
 
                 litellm.suppress_debug_info = True
-                report = asyncio.run(run_drill(args.fault, incidents_dir=args.dir))
+                report = asyncio.run(_offline_drill(args.fault, args.dir))
     except DrillError as error:
         raise CliError(f"drill: {error}") from None
     if args.json:

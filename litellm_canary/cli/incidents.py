@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ def _directory(args: argparse.Namespace) -> Path:
     else:
         raise CliError("say where the incidents are: --dir DIR or --config FILE")
     if not directory.is_dir():
+        if args.config and args.incidents_command == "list":
+            return directory  # configured, created by the first rollback: no incidents yet
         raise CliError(f"incidents directory {directory} does not exist")
     return directory
 
@@ -68,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
     directory = _directory(args)
     try:
         if args.incidents_command == "list":
-            if args.json:
+            if not directory.is_dir():
+                print(f"no incidents yet: {directory} is created by the first rollback", file=sys.stderr)
+                if args.json:
+                    print("[]")
+            elif args.json:
                 print(json.dumps([s.model_dump() for s in IncidentStore(directory).list()], indent=2))
             else:
                 print(list_command(directory), end="")

@@ -1,6 +1,7 @@
-"""``litellm-canary rearm --group G (--url URL | --config FILE [--canary-percent P])``: release the
+"""``litellm-canary rearm --group G (--url URL | --config FILE) [--canary-percent P]``: release the
 rollback latch on every replica, through a gateway or by the broadcast, and with ``--canary-percent``
-write the flag back to a P % canary (see :mod:`.replica_targets`). Exit status 1 when the operation
+set the flag back to a P % canary (without it, say that the flag still serves stable; see
+:mod:`.replica_targets`). Exit status 1 when the operation
 failed on the way."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 from typing import Any
 
 import litellm_canary.cli.replica_targets as targets
+from litellm_canary.cli.admin_client import admin_request, read_token
 from litellm_canary.cli.errors import FAILED_ON_THE_WAY, CliError
 from litellm_canary.core.rollback_record import ROLLED_BACK_AT
 from litellm_canary.release.canary_window import FlagMetadataWindowStore, WindowState
@@ -26,7 +28,7 @@ def _own_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--canary-percent",
         type=float,
-        help="with --config: also write the flag back to this canary share (0..100)",
+        help="also set the flag back to this canary share of users (0..100)",
     )
 
 
@@ -36,9 +38,15 @@ def run(args: argparse.Namespace) -> int:
     return targets.print_report(args, report)
 
 
+def _percent(args: argparse.Namespace) -> float | None:
+    percent: float | None = args.canary_percent
+    if percent is not None and not 0 <= percent <= 100:
+        raise CliError(f"--canary-percent must be within 0..100, got {percent}")
+    return percent
+
+
 def _via_gateway(args: argparse.Namespace) -> dict[str, Any]:
-    if args.canary_percent is not None:
-        raise CliError("--canary-percent works with --config only (the gateway API has no such call)")
+    percent = _percent(args)
     base = targets.gateway_base(args)
     report, answer = targets.call_gateway(args, base, {"model_group": args.group})
     report["rearmed"] = bool(answer.get("rearmed"))
@@ -47,14 +55,26 @@ def _via_gateway(args: argparse.Namespace) -> dict[str, Any]:
         if report["rearmed"]
         else f"{args.group}: was not rolled back on {base}; nothing to do"
     ]
+    if percent is None:
+        # The rollback wrote the flag to stable and re-arming does not change it: say so, or
+        # the operator believes the canary is back while traffic stays on stable.
+        report["lines"].append(
+            "the flag is unchanged (a rollback left it serving stable): traffic stays on stable until "
+            "the flag changes; pass --canary-percent P to serve the canary to P % of users"
+        )
+        return report
+    url = f"{base}/canary/percent"
+    answer = admin_request(
+        url, read_token(args.token_file), args.timeout, {"model_group": args.group, "percent": percent}
+    )
+    report["canary_percent"] = answer.get("canary_percent", percent)
+    report["lines"].append(f"the flag now serves the canary to {percent:g} % of users")
     return report
 
 
 def _via_config(args: argparse.Namespace) -> dict[str, Any]:
     config, rollout = targets.config_target(args)
-    percent: float | None = args.canary_percent
-    if percent is not None and not 0 <= percent <= 100:
-        raise CliError(f"--canary-percent must be within 0..100, got {percent}")
+    percent = _percent(args)
     store = targets.flag_file(config, args.config)
     if config.broadcast is None and percent is None:
         raise CliError(

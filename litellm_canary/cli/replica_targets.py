@@ -55,7 +55,11 @@ def add_command(
     command.add_argument("--group", required=True, help="the model group (rollouts[].model_group)")
     own_arguments(command)
     target = command.add_mutually_exclusive_group(required=True)
-    target.add_argument("--url", help="a running gateway's base URL, e.g. http://127.0.0.1:4000")
+    target.add_argument(
+        "--url",
+        help="a running gateway's base URL, e.g. http://127.0.0.1:4000 "
+        "(behind a LiteLLM proxy: http://127.0.0.1:4000/litellm-canary, its proxy.mount_path)",
+    )
     target.add_argument("--config", help="canary config: write its flagd flag file (and broadcast)")
     command.add_argument("--token-file", help=f"bearer token for --url (default: ${TOKEN_ENV})")
     command.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the gateway")

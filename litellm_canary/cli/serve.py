@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from litellm_canary.cli.errors import CliError
@@ -32,7 +33,13 @@ def run(args: argparse.Namespace) -> int:
     config = load_gateway_config(args.config)
     try:
         _, _, app = build_gateway(config)
-    except ValueError as error:  # e.g. no admin token in the environment
+    except ValueError as error:  # e.g. a broken flag file, or no admin token in the environment
+        token_env = config.gateway.token_env
+        if "needs a bearer token" in str(error) and not os.environ.get(token_env, "").strip():
+            raise CliError(
+                f"no admin bearer token: set ${token_env} to a random secret before serve "
+                f"(e.g. export {token_env}=$(openssl rand -hex 16)); gateway.token_env names the variable"
+            ) from None
         raise CliError(str(error)) from None
     port = config.gateway.port if args.port is None else args.port
     uvicorn.run(app, host=args.host or config.gateway.host, port=port)

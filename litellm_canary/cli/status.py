@@ -109,16 +109,33 @@ def gateway_status(url: str, token_file: str | None, timeout: float) -> dict[str
     return answer
 
 
+def _serving(entry: dict[str, Any]) -> str:
+    """What new requests get. Rolled back, the latch sends them to stable without reading the flag,
+    so the last flag value read is from before the rollback: say what the flag store was written."""
+    if entry.get("state") != "rolled_back":
+        return f"{entry.get('state')}, flag {entry.get('last_flag_value')!r}"
+    store = entry.get("flag_store") or {}
+    if store.get("kind") is None:
+        flag = "no flag store"
+    elif store.get("write_pending"):
+        flag = f"flag store write of stable pending ({store.get('last_error') or 'retrying'})"
+    elif store.get("last_error"):
+        flag = f"flag store write of stable failed: {store.get('last_error')}"
+    else:
+        flag = "flag store written stable"
+    return f"rolled_back: new requests go to stable (latched); {flag}"
+
+
 def status_lines(status: dict[str, Any]) -> list[str]:
     """A few readable lines per group of a gateway's status: state, last rollback, verification."""
     lines = []
     for group, entry in sorted(status["groups"].items()):
         in_flight = entry.get("in_flight") or {}
+        last = entry.get("last_rollback")
         lines.append(
-            f"{group}: {entry.get('state')}, flag {entry.get('last_flag_value')!r}, "
+            f"{group}: {_serving(entry)}, "
             f"in flight stable {in_flight.get('stable', 0)} / canary {in_flight.get('canary', 0)}"
         )
-        last = entry.get("last_rollback")
         if last:
             when = last.get("decided_at")
             lines.append(f"  last rollback: {last.get('kind')} at {when}: {last.get('reason')}")

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
 from litellm_canary.core.config import CanaryConfig, ConfigError, parse_config
+from litellm_canary.core.config.parse_errors import describe_parse_error
 
 _MAX_BODY = 4 << 20
 
@@ -48,6 +49,14 @@ class GatewayConfig:
     router_settings: dict[str, Any]
     canary: CanaryConfig
     gateway: GatewaySettings
+    # Where the admin API lives under the server's root: "" for this gateway, the canary's
+    # ``proxy.mount_path`` for a LiteLLM proxy config (one with ``litellm_settings``).
+    admin_path: str = ""
+
+    @property
+    def admin_url(self) -> str:
+        """The default base URL of the admin API (``/canary/...`` routes hang below it)."""
+        return f"http://{self.gateway.host}:{self.gateway.port}{self.admin_path}"
 
 
 def load_gateway_config(path: str | Path) -> GatewayConfig:
@@ -58,7 +67,7 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
     except OSError as error:
         raise ConfigError(f"cannot read config file {file}: {error.strerror}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file {file} is not valid YAML: {str(error).splitlines()[0]}") from None
+        raise ConfigError(f"config file {file} is not valid YAML: {describe_parse_error(error)}") from None
     if not isinstance(data, Mapping):
         raise ConfigError(f"config file {file} must hold a mapping")
     model_list = data.get("model_list")
@@ -75,11 +84,13 @@ def load_gateway_config(path: str | Path) -> GatewayConfig:
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"{file}: gateway.{field}: {first['msg']}") from None
+    canary = parse_config(data["litellm_canary"], base_dir=Path(file).parent)
     return GatewayConfig(
         list(model_list),
         dict(router_settings),
-        parse_config(data["litellm_canary"], base_dir=Path(file).parent),
+        canary,
         gateway,
+        canary.proxy.mount_path if "litellm_settings" in data else "",
     )
 
 

@@ -51,6 +51,7 @@ from litellm_canary.core.config import (
     load_config_file,
     validate_against_model_list,
 )
+from litellm_canary.core.config.parse_errors import describe_parse_error
 from litellm_canary.core.outcome_callbacks import CanaryCallbacks
 from litellm_canary.integrations.proxy_requests import (
     SideOverrideRefused,
@@ -284,8 +285,10 @@ def _read_yaml(path: Path) -> Mapping[str, Any]:
 
     try:
         document = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError(f"cannot read proxy config {path}: {error}") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read proxy config {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"proxy config {path} is not valid YAML: {describe_parse_error(error)}") from None
     return document if isinstance(document, Mapping) else {}
 
 

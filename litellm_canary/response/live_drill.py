@@ -7,6 +7,7 @@ gateway wrote gets the drill's measurements; ``rearm`` re-arms afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -68,6 +69,7 @@ def run_live_drill(
     import httpx
 
     from litellm_canary.integrations.gateway import load_gateway_config
+    from litellm_canary.integrations.mount_hint import mount_path_hint
 
     config = load_gateway_config(Path(config_path))
     incidents = config.canary.incidents
@@ -85,7 +87,7 @@ def run_live_drill(
     token = token or os.environ.get(config.gateway.token_env)
     if not token:
         raise DrillError(f"no bearer token: set ${config.gateway.token_env} (gateway.token_env)")
-    base = (url or f"http://{config.gateway.host}:{config.gateway.port}").rstrip("/")
+    base = (url or config.admin_url).rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise DrillError(f"--url must be an http(s) URL, got {base!r}")
     within = config.canary.rollout(group).verify_within_s
@@ -97,8 +99,12 @@ def run_live_drill(
         def status() -> dict[str, Any]:
             response = client.get("/canary/status")
             if response.status_code != 200:
+                hint = ""
+                if response.status_code == 404:
+                    with contextlib.suppress(ValueError):
+                        hint = mount_path_hint(f"{base}/canary/status", response.json())
                 raise DrillError(
-                    f"GET {base}/canary/status: HTTP {response.status_code}: {response.text[:200]}"
+                    f"GET {base}/canary/status: HTTP {response.status_code}: {response.text[:200]}{hint}"
                 )
             data: dict[str, Any] = response.json()["groups"][group]
             return data

@@ -19,6 +19,7 @@ import yaml
 
 from litellm_canary.core.decision import Side
 from litellm_canary.core.flags import FlagdFileStore
+from litellm_canary.core.flags.definitions import flag_definition
 from litellm_canary.integrations.broadcast import state_key
 from litellm_canary.release.canary_window import FlagMetadataWindowStore, WindowState
 from litellm_canary.testing.gateway_process import GatewayProcess, free_port
@@ -212,3 +213,28 @@ def test_config_mode_publishes_on_redis_and_reports_a_dead_redis(tmp_path: Path)
     assert "FAILED to broadcast the rollback: cannot publish to redis://127.0.0.1" in failed.stderr
     assert "the flag file was written" in failed.stdout
     assert _serving(flags)["defaultVariant"] == "stable"  # the flag path worked regardless
+
+
+def test_rearm_through_a_gateway_says_what_the_flag_serves(gateway: GatewayProcess) -> None:
+    """Issue 13 §3 item 9: ``rearm --url`` left the flag at stable with no word about it, and
+    ``--canary-percent`` worked with ``--config`` only."""
+    env = {"LITELLM_CANARY_TOKEN": TOKEN}
+    url = ("--url", gateway.url)
+    assert _run("rollback", "--group", "chat", "--reason", "r", *url, env=env).returncode == 0
+    plain = _run("rearm", "--group", "chat", *url, env=env)
+    assert plain.returncode == 0, plain.stderr
+    assert "traffic stays on stable" in plain.stdout and "--canary-percent" in plain.stdout
+
+    assert _run("rollback", "--group", "chat", "--reason", "r", *url, env=env).returncode == 0
+    share = _run("rearm", "--group", "chat", *url, "--canary-percent", "25", "--json", env=env)
+    assert share.returncode == 0, share.stderr
+    report = json.loads(share.stdout)
+    assert report["rearmed"] is True and report["canary_percent"] == 25
+    assert "the flag now serves the canary to 25 % of users" in report["lines"]
+    assert _state(gateway) == "armed"
+    written = json.loads((gateway.config_path.parent / "flags.json").read_text())["flags"]["chat-canary"]
+    expected = flag_definition(canary_percent=25.0)
+    assert {k: written[k] for k in expected} == expected
+
+    bad = _run("rearm", "--group", "chat", *url, "--canary-percent", "101", env=env)
+    assert bad.returncode == 2 and "--canary-percent must be within 0..100" in bad.stderr

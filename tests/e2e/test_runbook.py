@@ -90,7 +90,9 @@ def _check_effect(command: str, output: str, gateway: GatewayProcess, incidents:
     if operation == "rollback":
         assert _status(gateway)["state"] == "rolled_back"
     elif operation == "status" and "--url" in words:
-        assert output.startswith("chat: rolled_back, flag 'stable'")
+        assert output.startswith(
+            "chat: rolled_back: new requests go to stable (latched); flag store written stable"
+        )
         assert "last rollback: manual" in output and "verification:" in output
     elif operation == "status":
         assert "-> serving stable" in output

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from litellm_canary.core.config.paths import usable_path
+from litellm_canary.core.config.paths import beside_the_config, usable_path
 from litellm_canary.core.config.rollout import Rollout
 from litellm_canary.core.config.strict_model import StrictModel
 
@@ -26,6 +26,11 @@ class FlagStoreConfig(StrictModel):
     kind: Literal["memory", "flagd_file"]
     path: Path | None = None
     poll_ms: int = Field(100, ge=10, description="flagd file-mode poll interval of the installed provider")
+
+    @field_validator("path")
+    @classmethod
+    def _path_beside_the_config(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        return beside_the_config(path, info)
 
     @model_validator(mode="after")
     def _path_matches_kind(self) -> FlagStoreConfig:
@@ -79,8 +84,8 @@ class IncidentsConfig(StrictModel):
 
     @field_validator("dir")
     @classmethod
-    def _not_a_file(cls, path: Path) -> Path:
-        return usable_path(path, directory=True)
+    def _not_a_file(cls, path: Path, info: ValidationInfo) -> Path:
+        return usable_path(beside_the_config(path, info) or path, directory=True)
 
 
 class ProxySettings(StrictModel):

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from litellm_canary.core.config.canary_config import CanaryConfig
 from litellm_canary.core.config.errors import ConfigError
 from litellm_canary.core.config.model_list import checkable_model_list, validate_against_model_list
+from litellm_canary.core.config.parse_errors import describe_parse_error
 
 
 def _describe(error: ValidationError) -> str:
@@ -76,6 +77,5 @@ def _read_document(file: Path) -> Any:
             data = yaml.safe_load(text)
     except Exception as error:  # yaml and json raise different types; both mean "not parseable"
         kind = "JSON" if file.suffix == ".json" else "YAML"
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise ConfigError(f"config file {file} is not valid {kind}: {first_line}") from None
+        raise ConfigError(f"config file {file} is not valid {kind}: {describe_parse_error(error)}") from None
     return data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 
 def usable_path(path: Path, *, directory: bool) -> Path:
@@ -37,3 +38,13 @@ def usable_path(path: Path, *, directory: bool) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"cannot use {path}: {parent} is not writable")
     return path
+
+
+def beside_the_config(path: Path | None, info: Any) -> Path | None:
+    """A relative ``path`` from a config file means "next to this file", not "next to wherever the
+    process was started": joined to the ``base_dir`` of the validation context (the file's folder,
+    given by ``parse_config(..., base_dir=)``); unchanged without one or when absolute."""
+    base = (getattr(info, "context", None) or {}).get("base_dir")
+    if path is None or base is None or path.is_absolute() or "\x00" in str(path):
+        return path
+    return Path(base) / path

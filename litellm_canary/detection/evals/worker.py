@@ -16,6 +16,8 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from litellm_canary.core.loop_cleanup import cancel_other_tasks, keep_litellm_logging_task
+
 logger = logging.getLogger("litellm_canary.evals")
 
 __all__ = ["EvalWorker"]
@@ -45,6 +47,8 @@ class EvalWorker:
         self._wake: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
+        # LiteLLM's logging-worker tasks on this loop, kept alive until it ends (see loop_cleanup)
+        self._kept_tasks: set[asyncio.Task[object]] = set()
 
     def notify(self) -> None:
         """Wake the worker (from any thread): samples are waiting."""
@@ -101,6 +105,8 @@ class EvalWorker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_other_tasks()  # e.g. LiteLLM's logging worker, restarted while we cancelled
+        self._kept_tasks.clear()
 
     async def _consume(self) -> None:
         assert self._wake is not None
@@ -120,8 +126,7 @@ class EvalWorker:
             except TimeoutError:
                 pass
 
-    @staticmethod
-    async def _guarded(work: Awaitable[Any]) -> Any:
+    async def _guarded(self, work: Awaitable[Any]) -> Any:
         try:
             return await work
         except asyncio.CancelledError:
@@ -129,3 +134,5 @@ class EvalWorker:
         except Exception:  # the worker must survive; the next round tries again
             logger.exception("eval pipeline step failed")
             return None
+        finally:
+            keep_litellm_logging_task(self._kept_tasks)

@@ -327,7 +327,12 @@ class PostRollback:
         """Add the timeline picture (if matplotlib is installed; else the incident says so)."""
         if self.recorder is None or state.incident_id is None:
             return
-        series = self._series[group].series(state.record.decided_mono)
+        # the trigger's whole window before the decision (a 5-minute rule shows 5 minutes)
+        window = (state.record.cause or {}).get("window_s")
+        before_s = 120.0
+        if isinstance(window, int | float) and not isinstance(window, bool):
+            before_s = max(before_s, float(window) + 10.0)
+        series = self._series[group].series(state.record.decided_mono, before_s=before_s)
         if series is None:
             return
         try:

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from litellm_canary.core.loop_cleanup import cancel_all_tasks, keep_litellm_logging_task
+
 _T = TypeVar("_T")
 
 logger = logging.getLogger("litellm_canary.followup")
@@ -34,6 +36,7 @@ class FollowupWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._kept_tasks: set[asyncio.Task[object]] = set()
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -55,7 +58,13 @@ class FollowupWorker:
                 thread.start()
                 ready.wait()
                 self._loop, self._thread = loop, thread
-            return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+            return asyncio.run_coroutine_threadsafe(self._keeping_tasks(coroutine), self._loop)
+
+    async def _keeping_tasks(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        try:
+            return await coroutine
+        finally:  # LiteLLM's logging-worker task on this loop lives until the loop ends
+            keep_litellm_logging_task(self._kept_tasks)
 
     @staticmethod
     def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
@@ -64,11 +73,7 @@ class FollowupWorker:
         try:
             loop.run_forever()
         finally:
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            cancel_all_tasks(loop)  # also the tasks started while others were being cancelled
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 

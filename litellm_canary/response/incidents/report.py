@@ -1,17 +1,19 @@
 """The human side of an incident: its Markdown report and the optional timeline picture.
 
 :func:`render_markdown` is what ``<id>.md`` holds (rendered from the JSON, the source of truth);
-:func:`render_picture` draws the canary vs stable error rate and p99 TTFT around the flip (needs
-matplotlib, an optional dependency: :func:`matplotlib_available`).
+:func:`render_picture` (from :mod:`.picture`) draws the canary vs stable error rate and p99 TTFT
+around the flip (needs matplotlib, an optional dependency: :func:`matplotlib_available`).
 """
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
-from litellm_canary.response.incidents.model import Incident, TimelineSeries
+from litellm_canary.response.incidents.figures import figure
+from litellm_canary.response.incidents.model import Incident
+from litellm_canary.response.incidents.picture import render_picture
+from litellm_canary.response.incidents.verification_view import render_verification
 
 __all__ = ["matplotlib_available", "render_markdown", "render_picture"]
 
@@ -22,8 +24,8 @@ __all__ = ["matplotlib_available", "render_markdown", "render_picture"]
 def _cell(value: Any) -> str:
     if value is None:
         return "—"
-    if isinstance(value, float):
-        text = f"{value:.6g}"
+    if isinstance(value, bool | float):
+        text = figure(value)
     elif isinstance(value, list | dict):
         text = json.dumps(value, sort_keys=True)
     else:
@@ -76,14 +78,7 @@ def render_markdown(incident: Incident) -> str:
         + (", ".join(f"{k} {v}" for k, v in attempts.items()) if attempts else "—"),
     ]
     lines += ["", "## Verification", ""]
-    if incident.verification and incident.verification.get("restored_service") is False:
-        note = incident.verification.get("note") or "The rollback did not restore service."
-        lines += [f"**{_cell(note)}**", ""]
-    if incident.verification:
-        lines += ["| check | result |", "|---|---|"]
-        lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in sorted(incident.verification.items())]
-    else:
-        lines += ["_Not verified yet._"]
+    lines += render_verification(incident.verification)
     if incident.drill:
         lines += ["", "## Drill", "", "| measure | value |", "|---|---|"]
         lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in sorted(incident.drill.items())]
@@ -101,30 +96,3 @@ def matplotlib_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def render_picture(incident: Incident, series: TimelineSeries) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(8, 5))
-    error_axes, ttft_axes = figure.subplots(2, 1, sharex=True)
-    for axes, names, label in (
-        (error_axes, ("canary_error_rate", "stable_error_rate"), "error rate"),
-        (ttft_axes, ("canary_ttft_p99_ms", "stable_ttft_p99_ms"), "TTFT p99 (ms)"),
-    ):
-        for name in names:
-            values = getattr(series, name)
-            if values is not None:
-                points = [(t, v) for t, v in zip(series.t_s, values, strict=False) if v is not None]
-                axes.plot([p[0] for p in points], [p[1] for p in points], label=name.split("_")[0])
-        axes.axvline(0.0, color="red", linestyle="--", label="flip")
-        axes.set_ylabel(label)
-        axes.legend(loc="upper left")
-    ttft_axes.set_xlabel("seconds from the rollback decision")
-    figure.suptitle(f"{incident.model_group}: {incident.kind} rollback {incident.id}")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()

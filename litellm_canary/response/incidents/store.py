@@ -45,6 +45,9 @@ __all__ = ["IncidentStore", "atomic_write"]
 _replace = os.replace
 _fsync = os.fsync
 
+# ``<id>.series``: the data of ``<id>.png``, to redraw it when the drill or verification arrives
+SERIES_SUFFIX = ".series"
+
 
 # -- the store -------------------------------------------------------------------------------------
 
@@ -123,7 +126,18 @@ class IncidentStore:
             )
         name = f"{incident.id}.png"
         atomic_write(self.directory / name, png)
+        # kept so that the picture is redrawn when its title or lines change (drill, verification)
+        atomic_write(self._series_path(incident.id), series.model_dump_json().encode())
         return incident.model_copy(update={"picture": name, "picture_note": None})
+
+    def _series_path(self, incident_id: str) -> Path:
+        return self.directory / f"{incident_id}{SERIES_SUFFIX}"
+
+    def _saved_series(self, incident_id: str) -> TimelineSeries | None:
+        try:
+            return TimelineSeries.model_validate_json(self._series_path(incident_id).read_bytes())
+        except (OSError, ValueError):
+            return None
 
     def get(self, incident_id: str) -> Incident:
         self._check_id(incident_id)
@@ -174,6 +188,9 @@ class IncidentStore:
             updated = Incident.model_validate({**current.model_dump(), **fields})
             if change is not None:
                 updated = change(updated)
+            redraw = (updated.drill, updated.verification) != (current.drill, current.verification)
+            if series is None and updated.picture and redraw:
+                series = self._saved_series(incident_id)
             return self.write(updated, series=series)
 
     def annotate(self, incident_id: str, cause: str, change: str) -> Incident:

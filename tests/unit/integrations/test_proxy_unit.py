@@ -174,6 +174,6 @@ def test_the_readmes_flag_command_sends_the_group_to_the_canary(tmp_path: Path) 
     snippet = re.search(r'python -c "(.*?)"\n', readme.replace("\\\n", ""), re.S)
     assert snippet is not None
     flags = tmp_path / "flags.json"
-    code = snippet.group(1).replace("/tmp/litellm-canary-example-flags.json", str(flags))
+    code = snippet.group(1).replace("examples/proxy/.state/flags.json", str(flags))
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert json.loads(flags.read_text())["flags"]["chat-canary"]["defaultVariant"] == "canary"

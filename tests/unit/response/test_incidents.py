@@ -189,7 +189,8 @@ def test_update_rejects_unknown_fields_and_records_verification(tmp_path: Path) 
     assert verified.verification == {"verdict": "pass", "stable_error_rate": 0.01}
     assert verified.event("verification") is not None
     markdown = (tmp_path / f"{incident.id}.md").read_text()
-    assert "| verdict | pass |" in markdown and "sk-live" not in markdown
+    assert "**Verdict: pass**" in markdown and "| stable_error_rate | 0.01 |" in markdown
+    assert "sk-live" not in markdown
 
 
 def test_secrets_never_land_in_an_incident(tmp_path: Path) -> None:
