@@ -5,10 +5,13 @@ new requests go to stable and what the flag store was written."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
 from litellm.router import Router
+from openfeature import api
+from openfeature.event import ProviderEvent
 
 import litellm_canary
 from litellm_canary.cli.status import status_lines
@@ -45,12 +48,13 @@ async def test_status_after_a_rollback_says_stable_not_the_stale_flag_value(tmp_
         background=False,
     )
     try:
+        changed = threading.Event()
+        api.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, lambda _details: changed.set())
         canary.set_canary_percent("chat", 100.0)
-        for _ in range(1000):  # until the flag file's provider serves the canary (polled every 10 ms)
-            response = await router.acompletion(model="chat", messages=MESSAGES, user="u1")
-            if response.choices[0].message.content == "from chat-canary":
-                break
-            await asyncio.sleep(0.01)
+        # the flag file's provider reports the new flags when its poll reads them
+        assert await asyncio.to_thread(changed.wait, 10)
+        response = await router.acompletion(model="chat", messages=MESSAGES, user="u1")
+        assert response.choices[0].message.content == "from chat-canary"
         before = status_lines(canary.status())[0]
         assert before.startswith("chat: armed, flag 'canary'")
 
