@@ -1,6 +1,6 @@
 """A flip storm: rollback/re-arm cycles as fast as they go, under streaming load. What does it leave?
 
-Setup (the pieces of ``switch_latency.py``): two ``FakeUpstream`` servers (stable, canary) in a child
+Setup (the pieces of :mod:`litellm_canary.bench`): two ``FakeUpstream`` servers (stable, canary) in a child
 process stream a few-word answer; a real ``litellm.Router`` group ``chat`` points at them; a canary is
 attached with the memory flag store, its automatic-rollback triggers off, its follow-up on (the
 default: every rollback is followed up, verified and, with ``--incidents``, recorded in a temporary
@@ -51,17 +51,18 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import switch_latency  # benchmarks/ is the script's directory: its pieces are reused
 from litellm.router import Router
 
 import litellm_canary
 from litellm_canary import Side
+from litellm_canary.bench import switch_setup
+from litellm_canary.bench.switch import warm_up
 from litellm_canary.core.config import Triggers
 from litellm_canary.core.decision import Decision
 
 logger = logging.getLogger("benchmarks.flip_storm")
 
-GROUP = switch_latency.GROUP
+GROUP = switch_setup.GROUP
 TARGETS = {"failed": 0, "canary_after_rollback_returned": 0, "threads_growth": 10, "rss_growth_mb": 50.0}
 MIN_CYCLES = 1000
 
@@ -185,9 +186,9 @@ def count_incidents(directory: str | None) -> int | None:
 def attach_canary(router: Router, settings: Settings, incidents_dir: str | None) -> litellm_canary.Canary:
     rollout = {
         "model_group": GROUP,
-        "stable": [switch_latency.STABLE_ID],
-        "canary": [switch_latency.CANARY_ID],
-        "flag_key": switch_latency.FLAG_KEY,
+        "stable": [switch_setup.STABLE_ID],
+        "canary": [switch_setup.CANARY_ID],
+        "flag_key": switch_setup.FLAG_KEY,
         "triggers": dict.fromkeys(Triggers.model_fields, False),
         "verify_within_s": settings.verify_within_s,
     }
@@ -206,7 +207,7 @@ async def client(number: int, router: Router, storm: Storm, stop: asyncio.Event)
         try:
             stream = await router.acompletion(
                 model=GROUP,
-                messages=switch_latency.MESSAGES,
+                messages=switch_setup.MESSAGES,
                 stream=True,
                 user=f"client-{number}-{iteration}",
                 metadata=metadata,
@@ -239,7 +240,7 @@ def controller(canary: litellm_canary.Canary, storm: Storm, settings: Settings) 
 
 
 async def execute(settings: Settings) -> dict[str, Any]:
-    upstream_settings = switch_latency.Settings(
+    upstream_settings = switch_setup.Settings(
         clients=settings.clients,
         flips=1,
         idle_flips=0,
@@ -259,11 +260,11 @@ async def execute(settings: Settings) -> dict[str, Any]:
         incidents_dir = None
         if settings.incidents:
             incidents_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="flip-storm-"))
-        upstreams = stack.enter_context(switch_latency.start_upstreams(upstream_settings))
-        router = switch_latency.build_router(upstreams)
+        upstreams = stack.enter_context(switch_setup.start_upstreams(upstream_settings))
+        router = switch_setup.build_router(upstreams)
         canary = attach_canary(router, settings, incidents_dir)
         try:
-            await switch_latency.warm_up(router, canary, upstream_settings)  # both sides, then canary
+            await warm_up(router, canary, upstream_settings)  # both sides, then canary
             canary.on_decision(storm.on_decision)
             stop = asyncio.Event()
             clients = [asyncio.create_task(client(n, router, storm, stop)) for n in range(settings.clients)]
