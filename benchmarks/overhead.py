@@ -1,35 +1,5 @@
-"""What attaching a canary costs one request on the Router's hot path.
-
-What is measured
-----------------
-* **End to end.** ``await router.acompletion(model="chat", messages=..., mock_response="hi")`` on two
-  otherwise identical ``litellm.Router`` instances whose group ``chat`` has two mocked deployments
-  (``chat-stable``, ``chat-canary``; LiteLLM's ``mock_response``, so no network): a *baseline* Router
-  without a canary, and a *canary* Router with ``litellm_canary.attach`` (rollout ``chat``, flag
-  ``chat-canary`` served by the OpenFeature SDK's ``InMemoryProvider`` -- the application's provider,
-  no flag store). Calls run one at a time; after a warm-up of both Routers the two variants alternate
-  in blocks (ABBA order), so drift and noise from other work on the machine hit both alike. We report
-  each variant's median latency and ``ratio = canary / baseline`` (plus the median of the per-round
-  block ratios, which pairs neighbouring blocks).
-* **The decision alone.** ``await canary._routing.async_filter_deployments(group, deployments,
-  messages, request_kwargs)`` (the LiteLLM deployment filter that decides the side and narrows the
-  candidates; LiteLLM then picks among them), the canary's work on every attempt, timed call by
-  call with a fresh, realistic ``request_kwargs`` dict each time (built outside the timed region;
-  fresh so no request pin applies). The attempt each decision opens is closed right after the
-  timed region, so no state accumulates.
-* **Breakdown.** Where a decision's time goes, timed inside the filter (the flag read and the
-  narrowing to the side are wrapped for one extra pass): ``flag_read`` (OpenFeature),
-  ``deployment_choice`` (narrowing LiteLLM's candidates to the side) and ``other`` (for a canary
-  decision this includes asking the Router's healthy chain whether the canary side can serve).
-  Each part also
-  timed alone in a tight loop (``decision_parts_isolated_us``); alone they run about twice as fast
-  (warmer caches), so those do not add up to the decision.
-
-The deployments use a priced model (``--model``) because for an unknown one LiteLLM runs a
-zero-cost diagnostic on every call, which adds milliseconds to both variants and hides the
-difference. ``attach`` is called as an application would, so the canary's process-global LiteLLM
-callback and its trigger-evaluation thread are live during baseline calls too; the callback returns
-at once for a non-canary call (its cost was below the noise when this was written).
+"""What attaching a canary costs one request on the Router's hot path (end to end, the decision alone,
+and its breakdown): what is measured and why is documented in :mod:`litellm_canary.bench.overhead`.
 
 Targets (reported, not enforced): ``ratio <= 1.05``, ``decision_us_median <= 30``.
 

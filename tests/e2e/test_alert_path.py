@@ -60,7 +60,7 @@ def watch_for(seconds: float, check: Callable[[], None], interval: float = 0.25)
     start = time.monotonic()
     while (elapsed := time.monotonic() - start) < seconds:
         check()
-        time.sleep(interval)
+        time.sleep(interval)  # intended: watching that nothing happens for a span
     check()
     return elapsed
 
