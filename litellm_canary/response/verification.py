@@ -104,8 +104,11 @@ class Verification:
         self.started = started
         self._clock = clock
         t = rollout.triggers
-        self._errors = OutcomeWindow(min(t.error_rate.window_s, self.within_s), clock=clock)
-        self._ttft = OutcomeWindow(min(t.ttft_p99.window_s, self.within_s), clock=clock)
+        # Everything recorded here came after the flip, so the rule's own window is right: it holds
+        # every outcome since the flip until it is longer ago than the window. (A window of
+        # verify_within_s dropped the first outcomes when the final evaluation ran late.)
+        self._errors = OutcomeWindow(t.error_rate.window_s, clock=clock)
+        self._ttft = OutcomeWindow(t.ttft_p99.window_s, clock=clock)
         self._golden_configured = golden_configured
         self._max_drop = t.eval_score.max_drop if max_drop is None else max_drop
         self._golden: CheckResult | None = None

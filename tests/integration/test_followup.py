@@ -23,7 +23,14 @@ from litellm_canary.integrations.metrics import CanaryMetrics
 from litellm_canary.response.drill_status import drill_status
 from litellm_canary.response.followup import NOT_RESTORED_NOTE
 from litellm_canary.response.incidents import IncidentStore
-from tests.support.helpers import chat_rollout, deployment, started_upstreams, upstream_router
+from tests.support.helpers import (
+    FakeClock,
+    OutcomeWaiter,
+    chat_rollout,
+    deployment,
+    started_upstreams,
+    upstream_router,
+)
 
 MESSAGES = [{"role": "user", "content": "a private prompt"}]
 SECRET = "sk-abcdefghijklmnop1234"
@@ -110,26 +117,31 @@ async def test_a_rollback_that_does_not_restore_service_escalates(
     upstreams = started_upstreams({"chat-stable": "stable", "chat-canary": "canary"})
     router = upstream_router(upstreams, num_retries=0, disable_cooldowns=True)
     config = _config(tmp_path)
-    # The verdict is taken at verify_within_s on the real clock; the failures below reach the window
-    # through LiteLLM's asynchronous failure logging, which lagged past a 1.5 s deadline on a loaded
-    # 2-core CI machine (verdict insufficient_data). 4 s leaves them room.
-    config["rollouts"][0]["verify_within_s"] = 4.0
     config["rollouts"][0]["triggers"] = {
         "error_rate": {"min_requests": 3, "alpha": None},
         "ttft_p99": {"enabled": False},
         "fast_fail": False,
         "cooldown": False,
     }
-    canary = litellm_canary.attach(router, config)
+    # The verdict is final at verify_within_s on the canary's clock. The failures reach the window
+    # through LiteLLM's asynchronous failure logging, so the test awaits them all and only then moves
+    # the clock past the deadline (a real-clock deadline lost that race on a loaded CI machine).
+    clock = FakeClock()
+    canary = litellm_canary.attach(router, config, clock=clock)
     metrics = CanaryMetrics(canary)
+    outcomes = OutcomeWaiter(canary)  # after attach: the follow-up's own listener runs first
     try:
         await _traffic(router, 5)
+        await outcomes.wait(5)
         upstreams["chat-stable"].set_faults(error_rate=1.0)  # stable itself is broken
         with caplog.at_level(logging.CRITICAL, logger="litellm_canary"):
             canary.rollback("chat", "canary looks bad")
             for i in range(6):
                 with pytest.raises(litellm.InternalServerError):
                     await router.acompletion(model="chat", messages=MESSAGES, user=f"v{i}")
+            failures = await outcomes.wait(11)
+            assert [o.ok for o in failures[5:]] == [False] * 6
+            clock.now += config["rollouts"][0]["verify_within_s"]
             summary = await asyncio.wait_for(asyncio.wrap_future(canary.followup.result("chat")), 20)
     finally:
         canary.detach()

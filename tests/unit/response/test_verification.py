@@ -234,6 +234,17 @@ def test_post_flip_window_slides_so_a_late_recovery_counts() -> None:
     assert result is not None and result.verdict == "recovered"
 
 
+def test_outcomes_right_after_the_flip_still_count_when_the_final_evaluation_runs_late() -> None:
+    clock = FakeClock()
+    rollout = _rollout(error_rate={"min_requests": 5, "alpha": None}, ttft_p99={"enabled": False})
+    verification = Verification(rollout, _baseline(), clock=clock, started=clock.now)
+    for _ in range(6):
+        verification.record(False)
+    clock.now += rollout.verify_within_s + 3.0  # a loaded machine evaluates 3 s past the deadline
+    result = verification.evaluate()
+    assert result is not None and result.verdict == "not_recovered" and result.failed == ["error_rate"]
+
+
 # -- the baseline ----------------------------------------------------------------------------------
 
 
