@@ -80,6 +80,9 @@ ATTACH_RETRY_S = 10.0
 """After a failed attach (a config the Router cannot satisfy), how long requests pass through
 untouched before attaching is tried again (models added from the database may fix it)."""
 
+STARTUP_FAILED = 3
+"""The exit status of a proxy that refuses to start (the one uvicorn gives a failed start-up)."""
+
 
 def _proxy_server() -> Any:
     return sys.modules.get("litellm.proxy.proxy_server")
@@ -330,11 +333,22 @@ def _mount_on_proxy(entry: ProxyCanary) -> None:
 
     config = entry.load_config()  # a broken config stops the proxy at start-up, naming the problem
     if not os.environ.get(TOKEN_ENV):
-        raise ConfigError(f"litellm_canary.proxy: set ${TOKEN_ENV} (the bearer token of the admin endpoints)")
+        raise ConfigError(
+            f"set ${TOKEN_ENV} to a random secret, the bearer token of the admin endpoints "
+            f"(e.g. export {TOKEN_ENV}=$(openssl rand -hex 16))"
+        )
     from starlette.routing import Mount
 
     app.router.routes.insert(0, Mount(config.proxy.mount_path, app=entry.asgi))
     app.state.litellm_canary_mounted = True
+
+
+def _refuse_to_start(error: ConfigError) -> None:
+    """Stop the proxy process with one line naming the problem. Raised, the error would reach the
+    operator as ~400 lines of chained tracebacks from LiteLLM's config loader and uvicorn's lifespan."""
+    print(f"litellm-canary: the proxy cannot start: {error}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(STARTUP_FAILED)
 
 
 canary = ProxyCanary()
@@ -343,4 +357,7 @@ canary = ProxyCanary()
 if _proxy_server() is not None and (
     os.environ.get(CONFIG_ENV) or getattr(_proxy_server(), "user_config_file_path", None)
 ):  # imported by the proxy while it loads its config
-    _mount_on_proxy(canary)
+    try:
+        _mount_on_proxy(canary)
+    except ConfigError as error:
+        _refuse_to_start(error)

@@ -357,3 +357,8 @@ def test_a_proxy_without_the_admin_token_refuses_to_start(tmp_path: Path) -> Non
             proxy.wait_ready()
     finally:
         proxy.stop()
+    # One line says why, instead of ~400 lines of chained tracebacks.
+    log = proxy.log_path.read_text()
+    assert "Traceback" not in log
+    (line,) = [line for line in log.splitlines() if "LITELLM_CANARY_TOKEN" in line]
+    assert line.startswith("litellm-canary: the proxy cannot start: set $LITELLM_CANARY_TOKEN")

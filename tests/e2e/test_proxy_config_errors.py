@@ -74,6 +74,7 @@ def test_a_proxy_whose_file_lacks_the_group_refuses_to_start(tmp_path: Path) -> 
     finally:
         proxy.stop()
     assert not (tmp_path / "flags.json").exists()  # refused before anything was written
+    assert "Traceback" not in proxy.log_path.read_text()  # one line names the problem
 
 
 def test_an_unverifiable_config_error_never_fails_a_request(tmp_path: Path) -> None:
