@@ -145,14 +145,15 @@ class GatewayProcess:
 class GatewayTraffic:
     """Requests to the gateway from a thread until stopped (the verifier needs stable traffic)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self._url = url
+        self._headers = headers or {}
         self._stop = threading.Event()
         self.sent = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        with httpx.Client(base_url=self._url, timeout=10) as client:
+        with httpx.Client(base_url=self._url, headers=self._headers, timeout=10) as client:
             while not self._stop.is_set():
                 client.post(
                     "/v1/chat/completions",

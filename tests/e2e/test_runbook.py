@@ -1,4 +1,5 @@
-"""docs/runbook.md: every ``$`` command in it runs, in order, against a real gateway process."""
+"""docs/runbook.md: every ``$`` command in it runs, in order, against a real gateway process and
+against the example LiteLLM proxy config in a real proxy."""
 
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from litellm_canary.testing.gateway_process import (
     free_port,
 )
 from tests.support import REPO
+from tests.support.proxy_process import ProxyProcess
 
 RUNBOOK = REPO / "docs" / "runbook.md"
+EXAMPLE_PROXY = REPO / "examples" / "proxy" / "config.yaml"
 FAST_TRIGGERS = {"error_rate": {"min_requests": 3}, "ttft_p99": {"min_requests": 3}}
 TOKEN = "runbook-token"
 
@@ -53,42 +56,73 @@ def test_every_runbook_command_works_against_a_running_gateway(tmp_path: Path) -
     )
     config["gateway"] = {"port": port}
     gateway = GatewayProcess(tmp_path, config, TOKEN, port=port).start()
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "GATEWAY": gateway.url,
-        "CONFIG": str(gateway.config_path),
-        "LITELLM_CANARY_TOKEN": TOKEN,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-    }
+    admin = Admin(gateway.url, gateway.headers)
     try:
         with GatewayTraffic(gateway.url):  # the verifier and the live drill need stable traffic
-            for command in runbook_commands():
-                if " incidents show " in command or " incidents annotate " in command:
-                    env["INCIDENT"] = IncidentStore(incidents).list()[0].id
-                done = subprocess.run(
-                    ["bash", "-c", command], env=env, capture_output=True, text=True, timeout=180
-                )
-                assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
-                _check_effect(command, done.stdout, gateway, incidents)
+            run_the_runbook(admin, gateway.config_path, incidents)
     finally:
         gateway.stop()
         stable.stop()
         canary.stop()
 
 
-def _status(gateway: GatewayProcess) -> dict[str, Any]:
-    answer = httpx.get(f"{gateway.url}/canary/status", headers=gateway.headers, timeout=10)
-    group: dict[str, Any] = answer.json()["groups"]["chat"]
-    return group
+def test_every_runbook_command_works_against_the_example_proxy_as_written(tmp_path: Path) -> None:
+    """``examples/proxy/config.yaml``, copied byte for byte, in a real ``litellm --config`` proxy on
+    the ports it names: fake upstreams on 8101/8102 and the proxy on 4000, where the live drill's
+    default admin URL (config host/port plus ``proxy.mount_path``) finds it."""
+    stable = FakeUpstream("stable", answer="fine", port=8101).start()
+    canary = FakeUpstream("canary", answer="fine", port=8102).start()
+    proxy = ProxyProcess(tmp_path, EXAMPLE_PROXY.read_text(), TOKEN, "runbook", port=4000)
+    admin = Admin(f"{proxy.url}/litellm-canary", {"Authorization": f"Bearer {TOKEN}"})
+    try:
+        proxy.start().wait_ready()
+        traffic = GatewayTraffic(proxy.url, {"Authorization": f"Bearer {proxy.master_key}"})
+        with traffic:
+            run_the_runbook(admin, proxy.config_path, tmp_path / ".state" / "incidents")
+        assert traffic.sent > 0
+    finally:
+        proxy.stop()
+        stable.stop()
+        canary.stop()
 
 
-def _check_effect(command: str, output: str, gateway: GatewayProcess, incidents: Path) -> None:
+class Admin:
+    """Where a runbook's ``$GATEWAY`` points, and the admin headers."""
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        self.url = url
+        self.headers = headers
+
+    def status(self) -> dict[str, Any]:
+        answer = httpx.get(f"{self.url}/canary/status", headers=self.headers, timeout=10)
+        group: dict[str, Any] = answer.json()["groups"]["chat"]
+        return group
+
+
+def run_the_runbook(admin: Admin, config: Path, incidents: Path) -> None:
+    """Every ``$`` command of the runbook, in order, each checked for what the runbook says it does."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "GATEWAY": admin.url,
+        "CONFIG": str(config),
+        "LITELLM_CANARY_TOKEN": TOKEN,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    }
+    for command in runbook_commands():
+        if " incidents show " in command or " incidents annotate " in command:
+            env["INCIDENT"] = IncidentStore(incidents).list()[0].id
+        done = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+        _check_effect(command, done.stdout, admin, incidents)
+
+
+def _check_effect(command: str, output: str, admin: Admin, incidents: Path) -> None:
     """What the runbook says each command does, checked on the gateway and the files."""
     words = command.split()
     operation = " ".join(words[1:3]) if words[1] == "incidents" else words[1]
     if operation == "rollback":
-        assert _status(gateway)["state"] == "rolled_back"
+        assert admin.status()["state"] == "rolled_back"
     elif operation == "status" and "--url" in words:
         assert output.startswith(
             "chat: rolled_back: new requests go to stable (latched); flag store written stable"
@@ -104,10 +138,10 @@ def _check_effect(command: str, output: str, gateway: GatewayProcess, incidents:
         incident = IncidentStore(incidents).list()[0]
         assert incident.annotated
     elif operation == "rearm":
-        assert _status(gateway)["state"] == "armed"
+        assert admin.status()["state"] == "armed"
     elif operation == "drill":
         report = json.loads(output)
         assert report["passed"] is True, report
         assert report["canary_requests_after_flip"] == 0 and report["inflight_failed"] == 0
         if "--live" in words:
-            assert report["mode"] == "live" and _status(gateway)["state"] == "armed"
+            assert report["mode"] == "live" and admin.status()["state"] == "armed"

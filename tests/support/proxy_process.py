@@ -23,15 +23,22 @@ class ProxyProcess:
     ``wait_ready()`` polls ``/health/liveliness`` until it answers 200 (or the process dies)."""
 
     def __init__(
-        self, directory: Path, config: dict[str, Any], token: str, name: str, master_key: str | None = None
+        self,
+        directory: Path,
+        config: dict[str, Any] | str,
+        token: str,
+        name: str,
+        master_key: str | None = None,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = token
         self.master_key = master_key or "sk-" + secrets.token_hex(16)
         self.name = name
         self.config_path = directory / f"proxy-{name}.yaml"
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
+        self.config_path.write_text(text)  # a string is a config file's text, written as it is
         self.log_path = directory / f"proxy-{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: Any = None
