@@ -114,7 +114,7 @@ def gateway(tmp_path: Path) -> Any:
     config = chat_gateway_config(
         stable,
         canary,
-        {"verify_within_s": 2.0, "triggers": FAST_TRIGGERS},
+        {"verify_within_s": 8.0, "triggers": FAST_TRIGGERS},
         flag_store={"kind": "memory"},
         incidents={"dir": str(incidents)},
     )

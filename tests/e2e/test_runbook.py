@@ -50,7 +50,7 @@ def test_every_runbook_command_works_against_a_running_gateway(tmp_path: Path) -
     config = chat_gateway_config(
         stable,
         canary,
-        {"verify_within_s": 2.0, "triggers": FAST_TRIGGERS},
+        {"verify_within_s": 8.0, "triggers": FAST_TRIGGERS},
         flag_store={"kind": "flagd_file", "path": str(tmp_path / "flags.json")},
         incidents={"dir": str(incidents)},
     )
