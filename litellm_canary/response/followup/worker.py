@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 import logging
 import threading
 from collections.abc import Callable, Coroutine
@@ -58,7 +59,9 @@ class FollowupWorker:
                 thread.start()
                 ready.wait()
                 self._loop, self._thread = loop, thread
-            return asyncio.run_coroutine_threadsafe(self._keeping_tasks(coroutine), self._loop)
+            future = asyncio.run_coroutine_threadsafe(self._keeping_tasks(coroutine), self._loop)
+        future.add_done_callback(lambda _: _close_if_never_started(coroutine))
+        return future
 
     async def _keeping_tasks(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         try:
@@ -89,6 +92,13 @@ class FollowupWorker:
             loop.call_soon_threadsafe(loop.stop)
         if thread is not threading.current_thread():
             thread.join(timeout)
+
+
+def _close_if_never_started(coroutine: Coroutine[Any, Any, Any]) -> None:
+    # A stop right after a submit cancels the task before its first step: the coroutine never ran
+    # and would be reported "never awaited" when collected. Nothing else cancels these futures.
+    if inspect.getcoroutinestate(coroutine) == inspect.CORO_CREATED:
+        coroutine.close()
 
 
 def log_failure(group: str) -> Callable[[concurrent.futures.Future[None]], None]:
