@@ -215,7 +215,7 @@
 
   function stateLine(g) {
     const r = g.last_rollback;
-    if (g.state !== "rolled_back") return r ? `armed (last rollback ${when(r.decided_at)})` : "armed";
+    if (g.state !== "rolled_back") return `armed: the flag decides each request${r ? ` (last rollback ${when(r.decided_at)})` : ""}`;
     if (!r) return "rolled back (recorded in the flag store before this process started)";
     const cause = r.cause || {};
     const by = cause.rule ? `trigger ${cause.rule}` : cause.alertname ? `alert ${cause.alertname}` : r.origin ? `replica ${r.origin}` : "an operator";
@@ -300,34 +300,44 @@
   // -- charts: inline SVG ----------------------------------------------------------------------
 
   function chart(title, series, metric, format, limit) {
-    const W = 360, H = 90, PAD = 4;
-    const values = SIDES.flatMap((s) => series[s][metric]).filter((v) => v !== null);
-    let top = Math.max(...values, limit ?? 0, metric === "error_rate" ? 0.05 : 1);
-    top *= 1.1;
-    const n = series.t.length;
+    const W = 360, H = 90, PAD = 4, MIN_S = 60;
+    // from the first second with traffic (at least the last minute) to now: a young rollout's lines
+    // are not squeezed into the right edge of five empty minutes
+    const busy = series.t.findIndex((_, i) => SIDES.some((s) => series[s].requests[i] > 0));
+    const from = Math.min(busy < 0 ? series.t.length : busy, Math.max(0, series.t.length - MIN_S));
+    const data = Object.fromEntries(SIDES.map((s) => [s, series[s][metric].slice(from)]));
+    const n = series.t.length - from;
+    const values = SIDES.flatMap((s) => data[s]).filter((v) => v !== null);
+    const floor = metric === "error_rate" ? 0.05 : 100;
+    const peak = Math.max(floor, ...values);
+    // a threshold far above what is observed would flatten the lines: then it is only named
+    const drawLimit = limit !== null && limit !== undefined && limit <= 3 * peak;
+    const top = 1.15 * Math.max(peak, drawLimit ? limit : 0);
     const x = (i) => PAD + ((W - 2 * PAD) * i) / Math.max(1, n - 1);
     const y = (v) => H - PAD - ((H - 2 * PAD) * v) / top;
     const svg = el("svg:svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title });
-    if (limit !== null && limit !== undefined) {
+    if (drawLimit) {
       svg.append(el("svg:line", { class: "threshold", x1: PAD, x2: W - PAD, y1: y(limit), y2: y(limit) }));
     }
     for (const side of SIDES) {
       let points = [];
       const flush = () => {
+        if (points.length === 1) points.push(points[0]); // a lone second still shows as a dot
         if (points.length) svg.append(el("svg:polyline", { class: side, points: points.join(" ") }));
         points = [];
       };
-      series[side][metric].forEach((v, i) => {
+      data[side].forEach((v, i) => {
         if (v === null) flush();
         else points.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`);
       });
       flush();
     }
+    const span = n >= 120 ? `-${Math.round(n / 60)} min` : `-${n} s`;
     svg.append(el("svg:text", { x: PAD + 2, y: 11, text: format(top) }), el("svg:text", { x: W - 26, y: H - 6, text: "now" }),
-      el("svg:text", { x: PAD + 2, y: H - 6, text: `-${Math.round(n / 60)} min` }));
+      el("svg:text", { x: PAD + 2, y: H - 6, text: span }));
+    const note = limit === null || limit === undefined ? "" : drawLimit ? ` (dashed: threshold ${format(limit)})` : ` (threshold ${format(limit)}, above the chart)`;
     return el("figure", { class: "chart" }, el("figcaption", {}, `${title} `,
-      el("span", { class: "legend" }, el("span", { class: "canary", text: "canary" }), " / ", el("span", { class: "stable", text: "stable" }),
-        limit !== null && limit !== undefined ? ` (dashed: threshold ${format(limit)})` : "")), svg);
+      el("span", { class: "legend" }, el("span", { class: "canary", text: "canary" }), " / ", el("span", { class: "stable", text: "stable" }), note)), svg);
   }
 
   // -- actions --------------------------------------------------------------------------------
