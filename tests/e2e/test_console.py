@@ -152,6 +152,23 @@ def test_roll_back_from_the_console_and_annotate_the_incident(page: Any, gateway
     stored = IncidentStore(_incidents_dir(gateway)).get(incident_id)
     assert stored.what_would_change == "golden set covers the system prompt"
 
+    # Re-arm with a canary percentage, through /canary/rearm and /canary/percent
+    rollout.get_by_test_id("rearm-percent").fill("150")
+    rollout.get_by_role("button", name="Re-arm").click()
+    expect(rollout.get_by_test_id("action-result")).to_contain_text("within 0..100")
+    assert _status(gateway)["state"] == "rolled_back"
+    rollout.get_by_test_id("rearm-percent").fill("25")
+    rollout.get_by_role("button", name="Re-arm").click()
+    expect(rollout.get_by_test_id("action-result")).to_contain_text("serves 25 % of users the canary")
+    expect(rollout.get_by_test_id("state")).to_have_text("armed", timeout=WAIT_MS)
+    assert _status(gateway)["state"] == "armed"
+
+    # signing out leaves nothing of the gateway on the page
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("#login")).to_be_visible()
+    expect(page.locator(".rollout")).to_have_count(0)
+    assert page.evaluate("sessionStorage.length") == 0
+
 
 def _incidents_dir(gateway: GatewayProcess) -> Path:
     config = yaml.safe_load(gateway.config_path.read_text())

@@ -12,6 +12,7 @@
   const SIDES = ["stable", "canary"];
   let token = sessionStorage.getItem(KEY);
   let timer = null;
+  let generation = 0; // the latest refresh; an older one still in flight neither renders nor reschedules
   let openIncident = null;
   let incidentKey = "";
   const cards = new Map();
@@ -78,6 +79,7 @@
   // -- login ----------------------------------------------------------------------------------
 
   function showLogin(message) {
+    generation += 1;
     if (timer !== null) clearTimeout(timer);
     timer = null;
     token = null;
@@ -116,22 +118,25 @@
   async function refresh(status) {
     if (timer !== null) clearTimeout(timer);
     timer = null;
+    const mine = ++generation;
     try {
       status = status || (await api("/canary/status"));
       const groups = Object.keys(status.groups).sort();
       const series = await Promise.all(
         groups.map((g) => api(`/canary/series?model_group=${encodeURIComponent(g)}&seconds=${CHART_S}`)),
       );
+      if (mine !== generation || token === null) return;
       renderGlobals(status);
       groups.forEach((g, i) => renderRollout(g, status.groups[g], series[i]));
       await refreshIncidents();
       $("console-error").textContent = "";
       $("refreshed").textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (error) {
+      if (mine !== generation || token === null) return;
       if (error instanceof Unauthorized) return showLogin("The token is no longer accepted.");
       $("console-error").textContent = `Refresh failed: ${error.message || error}`;
     }
-    if (token !== null) timer = setTimeout(() => refresh(), REFRESH_MS);
+    if (mine === generation && token !== null) timer = setTimeout(() => refresh(), REFRESH_MS);
   }
 
   function renderGlobals(status) {
