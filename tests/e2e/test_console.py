@@ -162,6 +162,9 @@ def test_roll_back_from_the_console_and_annotate_the_incident(page: Any, gateway
     expect(rollout.get_by_test_id("action-result")).to_contain_text("serves 25 % of users the canary")
     expect(rollout.get_by_test_id("state")).to_have_text("armed", timeout=WAIT_MS)
     assert _status(gateway)["state"] == "armed"
+    expect(rollout.locator('[data-fact="flag"]')).to_contain_text(
+        "'chat' serves canary to 25 % of users (sticky)", timeout=WAIT_MS
+    )
 
     # signing out leaves nothing of the gateway on the page
     page.get_by_role("button", name="Sign out").click()

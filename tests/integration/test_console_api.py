@@ -124,6 +124,22 @@ async def test_under_a_mount_path_the_page_points_at_its_own_files(app: Starlett
         assert (await client.get("/litellm-canary/canary/incidents", headers=AUTH)).status_code == 200
 
 
+async def test_status_says_what_the_flag_serves(canary: Canary, client: httpx.AsyncClient) -> None:
+    def serves() -> str:
+        value: str = canary.status()["groups"]["chat"]["flag_store"]["serves"]
+        return value
+
+    assert serves() == "canary"  # the fixture's set_side
+    assert (
+        await client.post("/canary/percent", headers=AUTH, json={"model_group": "chat", "percent": 20})
+    ).status_code == 200
+    assert serves() == "canary to 20 % of users (sticky)"
+    await _rollback(client)
+    assert serves() == "stable"  # the rollback wrote the flag
+    status = (await client.get("/canary/status", headers=AUTH)).json()
+    assert status["groups"]["chat"]["flag_store"]["serves"] == "stable"
+
+
 # -- the series ------------------------------------------------------------------------------------
 
 

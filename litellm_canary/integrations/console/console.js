@@ -289,7 +289,7 @@
       return all ? `${pct(c / all)} of requests in the last minute` : "no requests in the last minute";
     })();
     const facts = [
-      ["flag", `'${g.flag_key}' last answered ${g.last_flag_value ?? dash}; to the canary: ${canaryShare}`],
+      ["flag", `'${g.flag_key}' serves ${flag.serves ?? "(the store cannot say)"}; last answer ${g.last_flag_value ?? dash}; to the canary: ${canaryShare}`],
       ["flag store", `${flag.kind || "none"}${flag.write_pending ? ", write pending" : ""}${flag.last_error ? `, error: ${flag.last_error}` : ""}`],
       ["flag read", g.flag_read ? `breaker ${g.flag_read.state}, last read ${num(g.flag_read.last_read_ms, 3)} ms` : dash],
       ["canary window", w ? (w.promoted_at ? `promoted ${when(w.promoted_at)}` : `${w.ended ? "ended" : `${duration(w.remaining_s)} left`}; ${w.ready_to_promote ? "ready to promote" : "not ready to promote"}`) : "none"],
