@@ -133,13 +133,20 @@ def test_roll_back_from_the_console_and_annotate_the_incident(page: Any, gateway
         expect(stable_rate).not_to_have_text(no_traffic)
         expect(rollout.get_by_role("button", name="Re-arm")).to_be_visible()
 
-    # the incident: open it, read its report, annotate it
-    row = page.locator("#incident-list tbody tr").first
-    expect(row).to_be_visible(timeout=WAIT_MS)
-    incident_id = row.get_attribute("data-incident-id")
-    assert incident_id
-    row.get_by_role("button").click()
-    expect(page.locator("#incident-markdown")).to_contain_text("canary answers look wrong", timeout=WAIT_MS)
+        # the incident: open it at once and read its report; its timeline picture appears when the
+        # follow-up has verified the rollback (stable traffic) and drawn it
+        row = page.locator("#incident-list tbody tr").first
+        expect(row).to_be_visible(timeout=WAIT_MS)
+        incident_id = row.get_attribute("data-incident-id")
+        assert incident_id
+        row.get_by_role("button").click()
+        report = page.locator("#incident-markdown")
+        expect(report).to_contain_text("canary answers look wrong", timeout=WAIT_MS)
+        picture = page.locator("#incident-picture")
+        expect(picture).to_be_visible(timeout=WAIT_MS * 4)
+        assert picture.evaluate("img => img.complete && img.naturalWidth") > 0
+
+    # annotate it
     page.get_by_label("Actual cause").fill("v2 prompt template drops the system prompt")
     page.get_by_label("What would change").fill("golden set covers the system prompt")
     page.get_by_role("button", name="Save annotation").click()

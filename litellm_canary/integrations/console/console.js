@@ -14,6 +14,7 @@
   let timer = null;
   let generation = 0; // the latest refresh; an older one still in flight neither renders nor reschedules
   let openIncident = null;
+  let pictureAwaited = null;
   let incidentKey = "";
   const cards = new Map();
   const $ = (id) => document.getElementById(id);
@@ -90,6 +91,7 @@
     $("incident-list").tBodies[0].replaceChildren();
     $("incident").hidden = true;
     openIncident = null;
+    pictureAwaited = null;
     incidentKey = "";
     $("console").hidden = true;
     $("signout").hidden = true;
@@ -129,6 +131,7 @@
       renderGlobals(status);
       groups.forEach((g, i) => renderRollout(g, status.groups[g], series[i]));
       await refreshIncidents();
+      await awaitPicture();
       $("console-error").textContent = "";
       $("refreshed").textContent = `updated ${new Date().toLocaleTimeString()}`;
     } catch (error) {
@@ -427,17 +430,32 @@
       if (img.src) URL.revokeObjectURL(img.src);
       img.removeAttribute("src");
       img.hidden = true;
-      $("incident-picture-note").textContent = data.incident.picture_note || (data.picture ? "" : "No timeline picture yet.");
-      if (data.picture) {
-        const blob = await (await api(`/canary/incidents/${encodeURIComponent(id)}/picture`, { raw: true })).blob();
-        if (openIncident === id) {
-          img.src = URL.createObjectURL(blob);
-          img.hidden = false;
-        }
-      }
+      pictureAwaited = !data.picture && !data.incident.picture_note ? id : null;
+      $("incident-picture-note").textContent = data.incident.picture_note || (data.picture ? "" : "No timeline picture yet (drawn once the rollback is verified).");
+      if (data.picture) await loadPicture(id);
     } catch (error) {
       if (error instanceof Unauthorized) return showLogin("The token is no longer accepted.");
       $("incident-picture-note").textContent = String(error.message || error);
+    }
+  }
+
+  async function loadPicture(id) {
+    const blob = await (await api(`/canary/incidents/${encodeURIComponent(id)}/picture`, { raw: true })).blob();
+    if (openIncident !== id) return;
+    const img = $("incident-picture");
+    img.src = URL.createObjectURL(blob);
+    img.hidden = false;
+    $("incident-picture-note").textContent = "";
+  }
+
+  // the open incident's picture arrives after its verification: look for it on each refresh
+  async function awaitPicture() {
+    const id = pictureAwaited;
+    if (!id || id !== openIncident) return;
+    const data = await api(`/canary/incidents/${encodeURIComponent(id)}`);
+    if (data.picture && pictureAwaited === id && openIncident === id) {
+      pictureAwaited = null;
+      await loadPicture(id);
     }
   }
 
