@@ -94,6 +94,7 @@ async def test_the_page_is_served_without_a_token_and_holds_no_data(client: http
     assert 'id="login-form"' in page.text and 'type="password"' in page.text
     assert 'src="/console/console.js"' in page.text
     assert "chat" not in page.text and TOKEN not in page.text  # no rollout, no secret
+    assert (await client.get("/console/")).text == page.text
     script = await client.get("/console/console.js")
     assert script.status_code == 200 and script.headers["content-type"].startswith("text/javascript")
     assert "Authorization" in script.text and "sessionStorage" in script.text

@@ -25,7 +25,7 @@ from litellm_canary.integrations.console.incidents_api import incident_routes
 __all__ = ["PUBLIC_PATHS", "ConsoleSources", "console_routes"]
 
 #: Paths (below the admin app's root) served without a bearer token: the static page only.
-PUBLIC_PATHS = frozenset({"/console", "/console/console.js", "/console/console.css"})
+PUBLIC_PATHS = frozenset({"/console", "/console/", "/console/console.js", "/console/console.css"})
 
 MAX_SERIES_S = 900  # what the series buffer keeps
 
@@ -102,6 +102,7 @@ def console_routes(sources: ConsoleSources) -> list[Route]:
 
     return [
         Route("/console", page, methods=["GET"]),
+        Route("/console/", page, methods=["GET"]),  # the page's URLs are absolute: same page
         Route("/console/console.js", static("console.js"), methods=["GET"]),
         Route("/console/console.css", static("console.css"), methods=["GET"]),
         Route("/canary/series", series, methods=["GET"]),

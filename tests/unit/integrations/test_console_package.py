@@ -22,7 +22,7 @@ def test_each_static_file_is_in_the_package_and_declared_as_package_data(name: s
 
 
 def test_only_the_page_and_its_two_files_are_public() -> None:
-    assert {"/console", "/console/console.js", "/console/console.css"} == PUBLIC_PATHS
+    assert {"/console", "/console/", "/console/console.js", "/console/console.css"} == PUBLIC_PATHS
 
 
 def test_the_page_loads_nothing_from_elsewhere() -> None:
