@@ -24,6 +24,7 @@ from litellm_canary.core.config import Rollout
 from litellm_canary.core.decision import Side
 from litellm_canary.core.events import Signal
 from litellm_canary.core.flags import FlagdFileStore, FlagStore
+from litellm_canary.core.flags.definitions import describe_definition
 from litellm_canary.core.pins import RolloutPins
 from litellm_canary.core.redact import clean_text, clean_value, scrub, scrub_value
 from litellm_canary.core.rollback_record import (
@@ -157,13 +158,24 @@ class RollbackController:
         }
 
     def flag_store_status(self, model_group: str) -> dict[str, Any]:
-        """The flag store's slice for one group: its kind and the rollback's flag write."""
+        """The flag store's slice for one group: its kind, what the group's flag serves there now
+        (``serves``; ``None`` when the store cannot say), and the rollback's flag write."""
         runtime = self.runtime(model_group)
         return {
             "kind": self._store.describe() if self._store else None,
+            "serves": self._flag_serves(runtime.config.flag_key),
             "write_pending": runtime.flag_write_pending,
             "last_error": runtime.flag_write_error,
         }
+
+    def _flag_serves(self, flag_key: str) -> str | None:
+        definition = getattr(self._store, "definition", None)  # not part of the FlagStore protocol
+        if definition is None:
+            return None
+        try:
+            return describe_definition(definition(flag_key))
+        except (OSError, ValueError) as error:  # an unreadable flag file: say so, never fail status()
+            return f"unreadable: {clean_text(str(error), 200)}"
 
     def on_rollback(self, listener: Callable[[RollbackRecord], None]) -> None:
         """Call ``listener(record)`` after every rollback that latched (a repeat emits nothing)."""

@@ -15,6 +15,10 @@ Routes (every one needs ``Authorization: Bearer <token>``)::
     POST /canary/feedback  {"response_id", "score": 0..1}             -> side and deployment credited
     POST /canary/percent   {"model_group", "percent": 0..100}         -> set_canary_percent (409 rolled back)
     POST /canary/promote   {"model_group", "force": false}            -> promote (409 refused)
+    GET  /canary/series, /canary/incidents...  the web console's data (:mod:`.console`)
+
+The web console's page itself (``GET /console`` and its two static files) is the one thing served
+without a token: it holds no data and asks for the token (:mod:`litellm_canary.integrations.console`).
 
 Errors are JSON ``{"error": "..."}``: 400 malformed JSON or a wrong schema, 401 no or wrong token,
 404 unknown model group, response id or route, 405 wrong method, 409 refused while the group is
@@ -54,6 +58,7 @@ from litellm_canary.core.controller import RolledBackError, UnknownModelGroup
 from litellm_canary.core.redact import clean_text
 from litellm_canary.core.rollback_record import RollbackKind
 from litellm_canary.detection.feedback import UnknownResponse
+from litellm_canary.integrations.console import PUBLIC_PATHS, ConsoleSources, console_routes
 
 if TYPE_CHECKING:
     from litellm_canary.canary import Canary
@@ -249,8 +254,18 @@ def create_app(
         except UnknownResponse as error:
             raise HTTPException(404, f"response_id: {error}") from None
 
+    async def read_body(request: Request, model: type[BaseModel]) -> BaseModel:
+        return _validate(model, await _read_json(request, max_body_bytes))
+
+    console = ConsoleSources(
+        groups=lambda: canary.runtimes,
+        series=canary.followup.recent_series,
+        incidents_dir=canary.config.incidents.dir if canary.config.incidents is not None else None,
+        read_body=read_body,
+    )
     return Starlette(
         routes=[
+            *console_routes(console),
             Route("/alertmanager", alertmanager, methods=["POST"]),
             Route("/canary/status", status, methods=["GET"]),
             Route("/canary/rollback", rollback, methods=["POST"]),
@@ -259,7 +274,7 @@ def create_app(
             Route("/canary/percent", percent, methods=["POST"]),
             Route("/canary/promote", promote, methods=["POST"]),
         ],
-        middleware=[Middleware(_BearerAuth, token=token)],
+        middleware=[Middleware(_BearerAuth, token=token, public=PUBLIC_PATHS)],
         exception_handlers={HTTPException: _on_http_error, Exception: _on_crash},
     )
 
@@ -268,18 +283,26 @@ def create_app(
 
 
 class _BearerAuth:
-    """Every HTTP request needs ``Authorization: Bearer <token>``, checked before routing."""
+    """Every HTTP request needs ``Authorization: Bearer <token>``, checked before routing; only a
+    ``GET`` of one of the ``public`` paths (the console's static page) is served without one."""
 
-    def __init__(self, app: ASGIApp, token: str) -> None:
+    def __init__(self, app: ASGIApp, token: str, public: frozenset[str] = frozenset()) -> None:
         self._app = app
         self._token = token.encode()
+        self._public = public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self._authorized(scope):
+        if scope["type"] == "http" and not self._is_public(scope) and not self._authorized(scope):
             response = _error(401, "missing or invalid bearer token", {"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
         await self._app(scope, receive, send)
+
+    def _is_public(self, scope: Scope) -> bool:
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        return scope["method"] in ("GET", "HEAD") and path in self._public
 
     def _authorized(self, scope: Scope) -> bool:
         header = next((value for name, value in scope["headers"] if name.lower() == b"authorization"), b"")

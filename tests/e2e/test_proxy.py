@@ -263,6 +263,15 @@ def test_admin_and_webhook_need_the_bearer_token(proxies: Proxies) -> None:
     assert main.admin("POST", "/canary/rearm", json={"model_group": "chat"}).json()["rearmed"] is True
 
 
+def test_the_console_page_is_served_under_the_mount_path(proxies: Proxies) -> None:
+    page = proxies.main.admin("GET", "/console", token=None)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'src="/litellm-canary/console/console.js"' in page.text
+    assert proxies.main.admin("GET", "/console/console.js", token=None).status_code == 200
+    assert proxies.main.admin("GET", "/canary/incidents", token=None).status_code == 401
+    assert proxies.main.admin("GET", "/canary/series?model_group=chat").json()["model_group"] == "chat"
+
+
 def test_metrics_are_served_apart_from_litellms(proxies: Proxies) -> None:
     main = proxies.main
     reset(main, proxies.flags_path, Side.STABLE)

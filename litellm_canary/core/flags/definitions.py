@@ -8,6 +8,7 @@ same definitions, so a percentage means the same thing in both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from litellm_canary.core.decision import Side
@@ -34,6 +35,28 @@ def flag_definition(variant: Side | None = None, canary_percent: float | None = 
     elif variant is not None:
         definition["defaultVariant"] = variant.value
     return definition
+
+
+def describe_definition(definition: Mapping[str, Any] | None) -> str:
+    """What a flag definition serves, in words: ``stable``, ``canary``, ``canary to 25 % of users
+    (sticky)``; the inverse of :func:`flag_definition`, for people reading ``status()``."""
+    if definition is None:
+        return "no such flag (routes to stable)"
+    if definition.get("state") == "DISABLED":
+        return "disabled (routes to stable)"
+    # flagd's in-process core renames the key when it loads a definition (the memory store's copy)
+    default = definition.get("defaultVariant", definition.get("default_variant"))
+    targeting = definition.get("targeting")
+    if not targeting:
+        return str(default)
+    split = targeting.get("fractional") if isinstance(targeting, Mapping) else None
+    if isinstance(split, list) and all(isinstance(w, list) and len(w) == 2 for w in split):
+        weights = {str(variant): weight for variant, weight in split}
+        total = sum(w for w in weights.values() if isinstance(w, int | float))
+        canary = weights.get("canary")
+        if set(weights) == {"canary", "stable"} and isinstance(canary, int | float) and total > 0:
+            return f"canary to {round(100 * canary / total, 2):g} % of users (sticky)"
+    return f"custom targeting (default {default})"
 
 
 class FlagStore(Protocol):

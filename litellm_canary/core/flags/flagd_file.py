@@ -47,6 +47,11 @@ class FlagdFileStore:
     def describe(self) -> str:
         return f"flagd_file:{self.path}"
 
+    def definition(self, flag_key: str) -> Mapping[str, Any] | None:
+        """The flag's current definition in the file (``None``: no such flag)."""
+        value = self.read()["flags"].get(flag_key)
+        return value if isinstance(value, Mapping) else None
+
     def read(self) -> dict[str, Any]:
         try:
             text = self.path.read_text()

@@ -84,3 +84,7 @@ class MemoryFlagStore:
 
     def describe(self) -> str:
         return "memory"
+
+    def definition(self, flag_key: str) -> Mapping[str, Any] | None:
+        """The flag's current definition (``None``: no such flag)."""
+        return self.provider.flag(flag_key)

@@ -368,6 +368,10 @@ class PostRollback:
         incident_writes = self.recorder.status(model_group) if self.recorder is not None else None
         return followup_status(state, self._user_feedback(model_group), incident_writes)
 
+    def recent_series(self, model_group: str, seconds: int) -> dict[str, Any]:
+        """Per-second requests, error rate and p99 TTFT of both sides over the last ``seconds``."""
+        return self._series[model_group].recent(seconds)
+
     def drill(self, model_group: str) -> dict[str, Any] | None:
         """The last drill of ``model_group`` from the incidents directory (``None`` without one)."""
         if self.recorder is None or self._drill_overdue_days is None:

@@ -1,10 +1,12 @@
-"""The outcome series behind an incident's timeline picture: per-second counts and TTFTs of both sides."""
+"""The outcome series behind an incident's timeline picture (and the web console's live charts):
+per-second counts and TTFTs of both sides."""
 
 from __future__ import annotations
 
 import math
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from litellm_canary.core.decision import Side
 from litellm_canary.response.incidents.model import TimelineSeries
@@ -48,15 +50,6 @@ class SeriesBuffer:
         if not rows:
             return None
 
-        def rate(counts: list[int]) -> float | None:
-            return counts[1] / counts[0] if counts[0] else None
-
-        def p99_ms(ttfts: list[float]) -> float | None:
-            if not ttfts:
-                return None
-            ordered = sorted(ttfts)
-            return ordered[max(math.ceil(0.99 * len(ordered)) - 1, 0)] * 1e3
-
         return TimelineSeries(
             t_s=[round(k + 0.5 - decided_mono, 3) for k, _ in rows],
             canary_error_rate=[rate(b[Side.CANARY][0]) for _, b in rows],
@@ -64,3 +57,41 @@ class SeriesBuffer:
             canary_ttft_p99_ms=[p99_ms(b[Side.CANARY][1]) for _, b in rows],
             stable_ttft_p99_ms=[p99_ms(b[Side.STABLE][1]) for _, b in rows],
         )
+
+    def recent(self, seconds: int) -> dict[str, Any]:
+        """The last ``seconds`` whole seconds up to now, one entry per second (seconds without
+        traffic included, as 0 requests): ``{"t": [epoch-relative second], side: {"requests",
+        "failures", "error_rate", "ttft_p99_ms"}}`` with ``t`` in seconds before now (``-1`` is the
+        last complete second). The web console's charts and request rates."""
+        now = math.floor(self._clock())
+        wanted = range(now - seconds, now)
+        with self._lock:
+            rows = [
+                {side: (list(c), list(t)) for side, (c, t) in b.items()}
+                if (b := self._buckets.get(k)) is not None
+                else None
+                for k in wanted
+            ]
+        result: dict[str, Any] = {"t": [k - now for k in wanted]}
+        for side in Side:
+            cells = [row[side] if row is not None else ([0, 0], []) for row in rows]
+            result[side.value] = {
+                "requests": [c[0] for c, _ in cells],
+                "failures": [c[1] for c, _ in cells],
+                "error_rate": [rate(c) for c, _ in cells],
+                "ttft_p99_ms": [p99_ms(t) for _, t in cells],
+            }
+        return result
+
+
+def rate(counts: list[int]) -> float | None:
+    """Failures / requests of a ``[requests, failures]`` cell; ``None`` without requests."""
+    return counts[1] / counts[0] if counts[0] else None
+
+
+def p99_ms(ttfts: list[float]) -> float | None:
+    """The nearest-rank p99 of ``ttfts`` (seconds) in milliseconds; ``None`` without samples."""
+    if not ttfts:
+        return None
+    ordered = sorted(ttfts)
+    return ordered[max(math.ceil(0.99 * len(ordered)) - 1, 0)] * 1e3
