@@ -24,6 +24,7 @@ from litellm_canary.core.config import Rollout
 from litellm_canary.core.decision import Side
 from litellm_canary.core.events import Signal
 from litellm_canary.core.flags import FlagdFileStore, FlagStore
+from litellm_canary.core.flags.served_share import stored_canary_percent
 from litellm_canary.core.pins import RolloutPins
 from litellm_canary.core.redact import clean_text, clean_value, scrub, scrub_value
 from litellm_canary.core.rollback_record import (
@@ -153,6 +154,11 @@ class RollbackController:
             "state": "rolled_back" if runtime.rolled_back else "armed",
             "flag_key": runtime.config.flag_key,
             "last_flag_value": runtime.last_flag_value,
+            # the deployment ids of each side, and the canary share the flag store serves now
+            # (None: no store, or not readable back), e.g. for `bench switch --url`
+            "stable": list(runtime.config.stable),
+            "canary": list(runtime.config.canary),
+            "canary_percent": stored_canary_percent(self._store, runtime.config.flag_key),
             **runtime.pins.status(),  # in_flight, pins, conversation_drain_remaining_s
         }
 
