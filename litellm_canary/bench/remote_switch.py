@@ -214,10 +214,11 @@ async def _until(load: Load, condition: Callable[[], bool], timeout_s: float) ->
     """Wait until ``condition()`` holds, re-checked whenever a request is answered or ends."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout_s):
-            while not condition():
-                load.changed.clear()
+            while True:
+                load.changed.clear()  # before the check: a change during the check is not missed
+                if condition():
+                    return True
                 await load.changed.wait()
-            return True
     return condition()
 
 
@@ -275,6 +276,8 @@ async def _flip(session: Session, index: int, last_armed: float) -> Flip:
     else:
         reason = f"litellm-canary bench switch, flip {index}"
         record, call_ms = await asyncio.to_thread(admin.rollback, first, settings.group, reason)
+        if record.get("repeated"):
+            raise BenchFailed(f"flip {index}: {first.url} was already rolled back (by someone else?)")
     flip = Flip(index, t0, time.perf_counter(), call_ms, latch_us=record.get("latch_us"))
     running = [i for i, r in enumerate(load.records) if r.start < t0 and (r.end is None or r.end > t0)]
     scan_from = min(running, default=len(load.records))
@@ -341,7 +344,11 @@ def run_flips(session: Session) -> None:
 
     def progress(done: int) -> None:
         if show:
+            filled = round(30 * done / settings.flips)
+            bar = "#" * filled + "." * (30 - filled)
             end = "\n" if done == settings.flips else ""
-            print(f"\rbench switch: flip {done}/{settings.flips}", end=end, file=sys.stderr, flush=True)
+            print(
+                f"\rbench switch [{bar}] {done}/{settings.flips} flips", end=end, file=sys.stderr, flush=True
+            )
 
     asyncio.run(_run(session, progress))
