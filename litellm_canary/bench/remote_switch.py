@@ -8,7 +8,7 @@ state found (rolled back or not, the flag's canary share) is recorded, then the 
 ``canary_percent`` (100 by default: every request goes to the canary until the rollback, so the
 first stable answer marks the switch). Each flip:
 
-1. wait until every gateway's last 3 answers came from the canary (since the last re-arm);
+1. wait until every gateway's last 3 answers (10 before the first flip) came from the canary;
 2. ``t0``; roll back on the first gateway (admin API, or ``via="webhook"``: an Alertmanager payload);
 3. wait until every gateway has answered a request from stable (``restored``) and every canary
    stream in flight at ``t0`` has ended (``drain``);
@@ -33,7 +33,13 @@ from litellm_canary.bench.remote_load import Load, RequestRecord, send_one
 
 __all__ = ["Flip", "RemoteSettings", "Session", "prepare", "restore", "run_flips"]
 
-CANARY_IN_A_ROW = 3  # answers from the canary in a row on every gateway before a flip
+# Answers from the canary in a row on every gateway before a flip. The first flip asks for more: a
+# gateway whose flag source has not yet seen the canary share set at the start still serves the
+# share found (say 30 %), and answers from the canary ten times in a row with a chance of 0.3^10.
+# After a flip it is exact: a gateway that saw the rollback's "stable" answers from the canary
+# only once it has seen the re-arm's share.
+CANARY_IN_A_ROW = 3
+CANARY_IN_A_ROW_FIRST = 10
 
 
 @dataclass(frozen=True)
@@ -261,7 +267,8 @@ async def _flip(session: Session, index: int, last_armed: float) -> Flip:
     settings, admin, load = session.settings, session.admin, session.load
     assert load is not None
     timeout = settings.step_timeout_s
-    if not await _until(load, _answered_everywhere(load, "canary", last_armed, CANARY_IN_A_ROW), timeout):
+    in_a_row = CANARY_IN_A_ROW_FIRST if index == 0 else CANARY_IN_A_ROW
+    if not await _until(load, _answered_everywhere(load, "canary", last_armed, in_a_row), timeout):
         raise BenchFailed(f"flip {index}: not every gateway answered from the canary within {timeout:g} s")
     first = session.targets[0]
     t0 = time.perf_counter()
