@@ -5,8 +5,9 @@ Per flip, ``t0`` is just before the rollback call:
 * ``restored_ms``: until **every** gateway has answered a request from stable (the response
   headers of its first stable answer; the fleet's figure is the last gateway's). ``rollback_call_ms``
   is the admin (or webhook) call alone.
-* ``canary_after_latch``: requests to the gateway that got the rollback, started after the call
-  returned, still served by the canary. Target 0 (the latch is exact).
+* ``canary_after_latch``: requests to a gateway that got the rollback (the first, or every one with
+  ``--rollback-to all``), started after its call returned, still served by the canary. Target 0
+  (the latch is exact).
 * ``canary_after_switch``: the same on the other gateways, which follow through the flag store or
   the broadcast, counted from their first stable answer (a gateway going back to the canary after
   switching). Target 0; ``canary_after_switch_detail`` lists the first 20.
@@ -45,9 +46,7 @@ def _canary_after_switch(session: Session, flip: Flip, starts: list[float]) -> l
     late: list[list[float]] = [[] for _ in session.targets]
     end = flip.rearm_started if flip.rearm_started is not None else session.ended
     for gateway, restored in enumerate(flip.restored):
-        switched = flip.returned if gateway == 0 else restored
-        if gateway == 0 and restored is not None:
-            switched = min(flip.returned, restored)
+        switched = min((t for t in (flip.returned[gateway], restored) if t is not None), default=None)
         if switched is None:
             continue
         window = records[bisect.bisect_right(starts, switched) : bisect.bisect_left(starts, end)]
@@ -119,19 +118,30 @@ def summarize(session: Session) -> dict[str, Any]:
         "model_group": settings.group,
         "model": settings.model,
         "via": settings.via,
+        "rollback_to": settings.rollback_to,
         "clients": settings.clients,
         "flips_requested": settings.flips,
         "flips": len(flips),
         "canary_percent_during_run": settings.canary_percent,
         **_figures("restored_ms", restored_ms),
-        **_figures("rollback_call_ms", [f.call_ms for f in flips]),
-        **_figures("latch_us", [f.latch_us for f in flips if f.latch_us is not None]),
+        **_figures("rollback_call_ms", [ms for f in flips for ms in f.call_ms]),
+        **_figures("latch_us", [us for f in flips for us in f.latch_us]),
         **_figures("rearm_ms", [f.rearm_ms for f in flips if f.rearm_ms is not None]),
         **_figures("canary_back_ms", [f.canary_back_ms for f in flips if f.canary_back_ms is not None]),
         "restore_timeouts": len(flips) - len(restored_ms),
         "canary_back_timeouts": sum(f.canary_back_ms is None for f in flips),
-        "canary_after_latch": sum(c[0] for c in canary_after),
-        "canary_after_switch": sum(sum(c[1:]) for c in canary_after),
+        "canary_after_latch": sum(
+            n
+            for f, c in zip(flips, canary_after, strict=True)
+            for n, r in zip(c, f.returned, strict=True)
+            if r is not None
+        ),
+        "canary_after_switch": sum(
+            n
+            for f, c in zip(flips, canary_after, strict=True)
+            for n, r in zip(c, f.returned, strict=True)
+            if r is None
+        ),
         "canary_after_switch_detail": [
             {"flip": f.index, "url": urls[g], "started_after_switch_ms": ms}
             for f, flip_late in zip(flips, late, strict=True)
@@ -143,7 +153,7 @@ def summarize(session: Session) -> dict[str, Any]:
             {
                 "url": url,
                 "admin_url": session.targets[g].admin,
-                "got_the_rollback": g == 0,
+                "got_the_rollback": g == 0 or settings.rollback_to == "all",
                 **_figures("restored_ms", per_gateway[g]),
                 "canary_after_switch": sum(c[g] for c in canary_after),
             }

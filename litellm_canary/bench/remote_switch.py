@@ -9,7 +9,8 @@ state found (rolled back or not, the flag's canary share) is recorded, then the 
 first stable answer marks the switch). Each flip:
 
 1. wait until every gateway's last 3 answers (10 before the first flip) came from the canary;
-2. ``t0``; roll back on the first gateway (admin API, or ``via="webhook"``: an Alertmanager payload);
+2. ``t0``; roll back on the first gateway (``rollback_to="all"``: on every one at once; admin API, or
+   ``via="webhook"``: an Alertmanager payload);
 3. wait until every gateway has answered a request from stable (``restored``) and every canary
    stream in flight at ``t0`` has ended (``drain``);
 4. re-arm every gateway and set the flag back (``rearm``).
@@ -52,6 +53,7 @@ class RemoteSettings:
     clients: int = 8
     flips: int = 10
     via: str = "admin"  # or "webhook"
+    rollback_to: str = "first"  # or "all": for gateways that share neither a flag store nor a broadcast
     canary_percent: float = 100.0
     rearm_first: bool = False
     admin_path: str | None = None
@@ -63,9 +65,9 @@ class RemoteSettings:
 class Flip:
     index: int
     t0: float
-    returned: float
-    call_ms: float
-    latch_us: float | None = None
+    returned: list[float | None]  # per gateway: when its rollback call returned (None: not called)
+    call_ms: list[float] = field(default_factory=list)
+    latch_us: list[float] = field(default_factory=list)
     restored: list[float | None] = field(default_factory=list)  # per gateway: first stable answer
     in_flight: list[RequestRecord] = field(default_factory=list)
     drained_at: float | None = None
@@ -264,28 +266,19 @@ def _first_stable(load: Load, target: int, t0: float, scan_from: int) -> float |
 
 
 async def _flip(session: Session, index: int, last_armed: float) -> Flip:
-    settings, admin, load = session.settings, session.admin, session.load
+    settings, load = session.settings, session.load
     assert load is not None
     timeout = settings.step_timeout_s
     in_a_row = CANARY_IN_A_ROW_FIRST if index == 0 else CANARY_IN_A_ROW
     if not await _until(load, _answered_everywhere(load, "canary", last_armed, in_a_row), timeout):
         raise BenchFailed(f"flip {index}: not every gateway answered from the canary within {timeout:g} s")
-    first = session.targets[0]
+    called = session.targets if settings.rollback_to == "all" else session.targets[:1]
     t0 = time.perf_counter()
-    if settings.via == "webhook":
-        answer, call_ms = await asyncio.to_thread(admin.webhook, first, settings.group, index)
-        outcome = (answer.get("alerts") or [{}])[0]
-        if outcome.get("result") != "rolled_back":
-            raise BenchFailed(
-                f"flip {index}: the webhook answered {outcome.get('result')!r}, not rolled_back"
-            )
-        record = outcome.get("rollback") or {}
-    else:
-        reason = f"litellm-canary bench switch, flip {index}"
-        record, call_ms = await asyncio.to_thread(admin.rollback, first, settings.group, reason)
-        if record.get("repeated"):
-            raise BenchFailed(f"flip {index}: {first.url} was already rolled back (by someone else?)")
-    flip = Flip(index, t0, time.perf_counter(), call_ms, latch_us=record.get("latch_us"))
+    answers = await asyncio.gather(*(asyncio.to_thread(_roll_back, session, t, index) for t in called))
+    flip = Flip(index, t0, returned=[returned for _, _, returned in answers])
+    flip.returned += [None] * (len(session.targets) - len(called))
+    flip.call_ms = [call_ms for _, call_ms, _ in answers]
+    flip.latch_us = [r["latch_us"] for r, _, _ in answers if isinstance(r.get("latch_us"), int | float)]
     running = [i for i, r in enumerate(load.records) if r.start < t0 and (r.end is None or r.end > t0)]
     scan_from = min(running, default=len(load.records))
     flip.in_flight = [
@@ -296,6 +289,12 @@ async def _flip(session: Session, index: int, last_armed: float) -> Flip:
         load, lambda: all(_first_stable(load, g, t0, scan_from) is not None for g in gateways), timeout
     )
     flip.restored = [_first_stable(load, g, t0, scan_from) for g in gateways]
+    if None in flip.restored and index == 0:
+        late = [t.url for t, r in zip(session.targets, flip.restored, strict=True) if r is None]
+        raise BenchFailed(
+            f"flip 0: {late} answered nothing from stable within {timeout:g} s of the rollback on "
+            f"{called[0].url}; if they share neither its flag store nor a broadcast, pass --rollback-to all"
+        )
     if await _until(load, lambda: all(r.end is not None for r in flip.in_flight), timeout):
         flip.drained_at = max((r.end or t0 for r in flip.in_flight), default=t0)
     flip.rearm_started = time.perf_counter()
@@ -304,6 +303,26 @@ async def _flip(session: Session, index: int, last_armed: float) -> Flip:
     if await _until(load, _answered_everywhere(load, "canary", armed), timeout):
         flip.canary_back_ms = _canary_back_ms(load, armed, flip.rearm_started)
     return flip
+
+
+def _roll_back(session: Session, target: Target, index: int) -> tuple[dict[str, Any], float, float]:
+    """Roll the group back on ``target`` (admin API or webhook): the rollback record, the call's
+    time in ms, and when it returned."""
+    settings, admin = session.settings, session.admin
+    if settings.via == "webhook":
+        answer, call_ms = admin.webhook(target, settings.group, index)
+        outcome = (answer.get("alerts") or [{}])[0]
+        if outcome.get("result") != "rolled_back":
+            raise BenchFailed(
+                f"flip {index}: {target.url}'s webhook answered {outcome.get('result')!r}, not rolled_back"
+            )
+        record = outcome.get("rollback") or {}
+    else:
+        reason = f"litellm-canary bench switch, flip {index}"
+        record, call_ms = admin.rollback(target, settings.group, reason)
+        if record.get("repeated"):
+            raise BenchFailed(f"flip {index}: {target.url} was already rolled back (by someone else?)")
+    return record, call_ms, time.perf_counter()
 
 
 def _canary_back_ms(load: Load, armed: float, rearm_started: float) -> float:

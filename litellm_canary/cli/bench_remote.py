@@ -21,7 +21,16 @@ __all__ = ["add_arguments", "refuse_remote_options", "run"]
 
 API_KEY_ENV = "LITELLM_API_KEY"
 INTERRUPTED = 130
-_REMOTE_ONLY = ("group", "model", "via", "admin_path", "rearm_first", "canary_percent", "timeout")
+_REMOTE_ONLY = (
+    "group",
+    "model",
+    "via",
+    "rollback_to",
+    "admin_path",
+    "rearm_first",
+    "canary_percent",
+    "timeout",
+)
 
 
 def add_arguments(group: Any) -> None:
@@ -43,6 +52,12 @@ def add_arguments(group: Any) -> None:
         "--via",
         choices=("admin", "webhook"),
         help="roll back with POST /canary/rollback (admin, the default) or an Alertmanager payload",
+    )
+    group.add_argument(
+        "--rollback-to",
+        choices=("first", "all"),
+        help="roll back on the first URL (the default: the others follow through the shared flag store "
+        "or broadcast) or on every URL at once",
     )
     group.add_argument("--admin-path", help="the admin API's path under each URL (default: found)")
     group.add_argument(
@@ -104,6 +119,7 @@ def _settings(args: argparse.Namespace) -> Any:
         clients=args.clients or 8,
         flips=args.flips or 10,
         via=args.via or "admin",
+        rollback_to=args.rollback_to or "first",
         canary_percent=100.0 if args.canary_percent is None else args.canary_percent,
         rearm_first=args.rearm_first,
         admin_path=args.admin_path,

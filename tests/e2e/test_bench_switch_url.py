@@ -131,13 +131,15 @@ def url_args(fleet: Fleet) -> list[str]:
     return [arg for url in fleet.urls for arg in ("--url", url)]
 
 
-@pytest.mark.parametrize("via", ["admin", "webhook"])
+@pytest.mark.parametrize(("via", "rollback_to"), [("admin", "first"), ("webhook", "all")])
 def test_bench_switch_measures_two_gateways_and_a_proxy_and_restores_the_state(
-    armed: Fleet, via: str
+    armed: Fleet, via: str, rollback_to: str
 ) -> None:
     done = subprocess.run(
         armed.bench(
-            *url_args(armed), "--group", "chat", "--clients", "6", "--flips", "3", "--via", via, "--json"
+            *url_args(armed),
+            *("--group", "chat", "--clients", "6", "--flips", "3"),
+            *("--via", via, "--rollback-to", rollback_to, "--json"),
         ),
         capture_output=True,
         text=True,
@@ -163,8 +165,11 @@ def test_bench_switch_measures_two_gateways_and_a_proxy_and_restores_the_state(
     assert result["state_found"][0] == {"url": armed.urls[0], "rolled_back": False, "canary_percent": 30.0}
     assert all(state.startswith("armed, 30 % canary") for state in result["restored"].values())
     armed.assert_as_found()
-    last = armed.group(armed.admin_urls[0])["last_rollback"]
-    assert last["kind"] == ("alert" if via == "webhook" else "manual")
+    called = armed.admin_urls if rollback_to == "all" else armed.admin_urls[:1]
+    for url in called:  # the rollbacks came the way asked, to the members asked
+        last = armed.group(url)["last_rollback"]
+        assert last["kind"] == ("alert" if via == "webhook" else "manual"), url
+    assert [g["got_the_rollback"] for g in result["gateways"]] == [u in called for u in armed.admin_urls]
 
 
 def test_ctrl_c_restores_the_state_found(armed: Fleet) -> None:

@@ -56,7 +56,7 @@ def test_the_figures_of_one_flip(session: Session) -> None:
         record(1, "canary", 10.060, 10.070, 10.40),  # B back on the canary after switching: counted
         record(0, "canary", 10.600, 10.610, 10.70),  # after the re-arm: not counted
     ]
-    flip = Flip(0, t0=10.0, returned=10.01, call_ms=10.0, latch_us=20.0, restored=[10.03, 10.05])
+    flip = Flip(0, t0=10.0, returned=[10.01, None], call_ms=[10.0], latch_us=[20.0], restored=[10.03, 10.05])
     flip.in_flight, flip.drained_at, flip.rearm_started, flip.rearm_ms = streams, 10.2, 10.5, 3.0
     session.flips.append(flip)
 
@@ -84,7 +84,7 @@ def test_the_figures_of_one_flip(session: Session) -> None:
 
 
 def test_a_flip_where_a_gateway_never_answered_from_stable_is_a_restore_timeout(session: Session) -> None:
-    session.flips.append(Flip(0, t0=10.0, returned=10.01, call_ms=10.0, restored=[10.03, None]))
+    session.flips.append(Flip(0, t0=10.0, returned=[10.01, None], call_ms=[10.0], restored=[10.03, None]))
     result = summarize(session)
     assert result["restore_timeouts"] == 1 and result["restored_ms_max"] is None
     assert result["meets_targets"]["every_gateway_restored"] is False
