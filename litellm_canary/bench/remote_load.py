@@ -42,8 +42,8 @@ class RequestRecord:
 
 @dataclass
 class Load:
-    """The clients and every request they made; ``answered`` is set whenever a request's side is
-    known or one ends, for the flip controller to re-check its conditions."""
+    """The clients and every request they made (in the order they started); ``changed`` is set
+    whenever a request's side is known or one ends, for the flip controller to re-check."""
 
     targets: list[Target]
     states: list[GroupState]
