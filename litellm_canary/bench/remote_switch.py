@@ -54,6 +54,7 @@ class RemoteSettings:
     flips: int = 10
     via: str = "admin"  # or "webhook"
     rollback_to: str = "first"  # or "all": for gateways that share neither a flag store nor a broadcast
+    # the canary share during the run: 100, so that the first stable answer marks the switch
     canary_percent: float = 100.0
     rearm_first: bool = False
     admin_path: str | None = None

@@ -28,7 +28,6 @@ _REMOTE_ONLY = (
     "rollback_to",
     "admin_path",
     "rearm_first",
-    "canary_percent",
     "timeout",
 )
 
@@ -65,11 +64,6 @@ def add_arguments(group: Any) -> None:
         action="store_true",
         help="measure a group found rolled back anyway (re-armed now, rolled back again at the end)",
     )
-    group.add_argument(
-        "--canary-percent",
-        type=float,
-        help="the canary share during the run (default 100: the first stable answer marks the switch)",
-    )
     group.add_argument("--timeout", type=float, help="seconds each step may take (default 30)")
 
 
@@ -99,7 +93,6 @@ def _settings(args: argparse.Namespace) -> Any:
     checks: list[tuple[float | None, str, Callable[[float], bool], str]] = [
         (args.clients, "--clients", lambda v: v >= 1, "at least 1"),
         (args.flips, "--flips", lambda v: v >= 1, "at least 1"),
-        (args.canary_percent, "--canary-percent", lambda v: 0 < v <= 100, "within (0, 100]"),
         (args.timeout, "--timeout", lambda v: v > 0, "> 0"),
     ]
     for value, name, valid, expected in checks:
@@ -120,7 +113,6 @@ def _settings(args: argparse.Namespace) -> Any:
         flips=args.flips or 10,
         via=args.via or "admin",
         rollback_to=args.rollback_to or "first",
-        canary_percent=100.0 if args.canary_percent is None else args.canary_percent,
         rearm_first=args.rearm_first,
         admin_path=args.admin_path,
         step_timeout_s=args.timeout or 30.0,

@@ -21,8 +21,6 @@ URL = "http://127.0.0.1:9"
         (["--url", URL, "--url", URL + "/", "--group", "chat"], "the same gateway is given twice"),
         (["--url", URL, "--group", "chat", "--clients", "0"], "--clients must be at least 1, got 0"),
         (["--url", URL, "--group", "chat", "--flips", "-2"], "--flips must be at least 1, got -2"),
-        (["--url", URL, "--group", "chat", "--canary-percent", "0"], "--canary-percent must be within"),
-        (["--url", URL, "--group", "chat", "--canary-percent", "101"], "--canary-percent must be within"),
         (["--url", URL, "--group", "chat", "--timeout", "0"], "--timeout must be > 0"),
         (["--url", URL, "--group", "chat", "--quick"], "--think-ms and --quick work with --offline only"),
         (["--offline", "--group", "chat"], "--group work with --url only"),
