@@ -245,3 +245,16 @@ def test_what_cannot_be_measured_is_refused_with_exit_status_2(
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
     armed.assert_as_found()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_gateways_and_the_proxy_name_the_served_deployment_in_a_header(armed: Fleet, stream: bool) -> None:
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+    headers = {"Authorization": f"Bearer {armed.proxy.master_key}"}
+    for url in armed.urls:
+        with httpx.stream(
+            "POST", f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30
+        ) as answer:
+            assert answer.status_code == 200, url
+            assert answer.headers.get("x-litellm-model-id") in ("chat-stable", "chat-canary"), url
+            answer.read()
