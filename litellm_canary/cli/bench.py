@@ -2,6 +2,8 @@
 
 * ``bench switch --offline``: rollback latency under streaming load and the fate of in-flight
   streams (:mod:`litellm_canary.bench.switch`)
+* ``bench switch --url URL [--url URL ...]``: the same against running gateways or LiteLLM proxies
+  (:mod:`.bench_remote`, :mod:`litellm_canary.bench.remote_switch`)
 * ``bench overhead``: what the canary costs one request on the Router's hot path
   (:mod:`litellm_canary.bench.overhead`)
 
@@ -16,6 +18,7 @@ import os
 import sys
 from typing import Any
 
+import litellm_canary.cli.bench_remote as remote_switch_cli
 from litellm_canary.cli.errors import BAD_INPUT, CliError
 
 __all__ = ["add_parser", "run_overhead", "run_switch"]
@@ -26,17 +29,28 @@ def add_parser(commands: Any) -> None:
     bench = commands.add_parser("bench", help="measure rollback latency or the per-request overhead")
     kinds = bench.add_subparsers(dest="bench_command", required=True)
 
-    switch = kinds.add_parser("switch", help="rollback latency under streaming load (fake upstreams)")
-    switch.add_argument(
+    switch = kinds.add_parser("switch", help="rollback latency under streaming load")
+    where = switch.add_mutually_exclusive_group()
+    where.add_argument(
         "--offline",
         action="store_true",
-        help="measure an in-process Router and canary against bundled fake upstreams (required for now)",
+        help="measure an in-process Router and canary against bundled fake upstreams",
     )
-    switch.add_argument("--clients", type=int, help="concurrent streaming clients (default 200)")
-    switch.add_argument("--flips", type=int, help="rollback/re-arm cycles (default 100)")
-    switch.add_argument("--think-ms", type=float, help="mean think time between streams (default 25000)")
-    switch.add_argument("--quick", action="store_true", help="a few-second smoke run (small counts)")
+    where.add_argument(
+        "--url",
+        action="append",
+        help="a running gateway's or LiteLLM proxy's root URL (repeat for a fleet; the first one "
+        "gets the rollbacks)",
+    )
+    switch.add_argument("--clients", type=int, help="concurrent clients (default 200 offline, 8 with --url)")
+    switch.add_argument(
+        "--flips", type=int, help="rollback/re-arm cycles (default 100 offline, 10 with --url)"
+    )
     switch.add_argument("--json", action="store_true", help="print one JSON object")
+    offline = switch.add_argument_group("--offline only")
+    offline.add_argument("--think-ms", type=float, help="mean think time between streams (default 25000)")
+    offline.add_argument("--quick", action="store_true", help="a few-second smoke run (small counts)")
+    remote_switch_cli.add_arguments(switch.add_argument_group("--url only"))
     switch.set_defaults(run=run_switch)
 
     overhead = kinds.add_parser("overhead", help="the canary's cost per request (mocked upstream)")
@@ -54,11 +68,14 @@ def _quiet() -> None:
 
 def run_switch(args: argparse.Namespace) -> int:
     """Run ``bench switch``; 0 when it ran (its targets are reported, not enforced)."""
+    if args.url:
+        _quiet()
+        return remote_switch_cli.run(args)
     if not args.offline:
         raise CliError(
-            "bench switch needs --offline (measuring running gateways with --url is not available yet)",
-            BAD_INPUT,
+            "bench switch needs --url URL (running gateways) or --offline (bundled fakes)", BAD_INPUT
         )
+    remote_switch_cli.refuse_remote_options(args)
     _quiet()
     from litellm_canary.bench import report, switch, switch_report, switch_setup
 

@@ -11,6 +11,7 @@ from litellm_canary.cli.admin_client import admin_request, read_token
 from litellm_canary.cli.errors import FAILED_ON_THE_WAY, CliError
 from litellm_canary.core.config import CanaryConfig, load_config_file
 from litellm_canary.core.flags import FlagdFileStore
+from litellm_canary.core.flags.definitions import canary_share, describe_definition
 
 __all__ = ["add_parser", "gateway_status", "run", "status_lines", "status_report"]
 
@@ -47,12 +48,10 @@ def run(args: argparse.Namespace) -> int:
 def _flag_state(definition: dict[str, Any] | None) -> dict[str, Any]:
     if definition is None:
         return {"serving": "stable", "note": "flag missing from the store: readers route to stable"}
-    fractional = (definition.get("targeting") or {}).get("fractional")
-    if fractional:
-        weights = {variant: weight for variant, weight in fractional}
-        total = sum(weights.values()) or 1
-        return {"serving": "percentage", "canary_percent": round(100 * weights.get("canary", 0) / total, 2)}
-    return {"serving": definition.get("defaultVariant", "stable")}
+    share = canary_share(definition)
+    if definition.get("targeting") and share is not None:
+        return {"serving": "percentage", "canary_percent": share}
+    return {"serving": describe_definition(definition)}
 
 
 def status_report(config: CanaryConfig) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from litellm_canary.core.config import Rollout
 from litellm_canary.core.decision import Side
 from litellm_canary.core.events import Signal
 from litellm_canary.core.flags import FlagdFileStore, FlagStore
-from litellm_canary.core.flags.definitions import describe_definition
+from litellm_canary.core.flags.definitions import canary_share, describe_definition
 from litellm_canary.core.pins import RolloutPins
 from litellm_canary.core.redact import clean_text, clean_value, scrub, scrub_value
 from litellm_canary.core.rollback_record import (
@@ -154,6 +154,11 @@ class RollbackController:
             "state": "rolled_back" if runtime.rolled_back else "armed",
             "flag_key": runtime.config.flag_key,
             "last_flag_value": runtime.last_flag_value,
+            # the deployment ids of each side, and the canary share the flag store serves now
+            # (None: no store, or not readable back), e.g. for `bench switch --url`
+            "stable": list(runtime.config.stable),
+            "canary": list(runtime.config.canary),
+            "canary_percent": self._stored_flag(runtime.config.flag_key)[1],
             **runtime.pins.status(),  # in_flight, pins, conversation_drain_remaining_s
         }
 
@@ -163,19 +168,22 @@ class RollbackController:
         runtime = self.runtime(model_group)
         return {
             "kind": self._store.describe() if self._store else None,
-            "serves": self._flag_serves(runtime.config.flag_key),
+            "serves": self._stored_flag(runtime.config.flag_key)[0],
             "write_pending": runtime.flag_write_pending,
             "last_error": runtime.flag_write_error,
         }
 
-    def _flag_serves(self, flag_key: str) -> str | None:
+    def _stored_flag(self, flag_key: str) -> tuple[str | None, float | None]:
+        """What the store's flag serves now, in words and as the canary's share of users (``None``
+        where the store cannot be read back)."""
         definition = getattr(self._store, "definition", None)  # not part of the FlagStore protocol
         if definition is None:
-            return None
+            return None, None
         try:
-            return describe_definition(definition(flag_key))
+            found = definition(flag_key)
         except (OSError, ValueError) as error:  # an unreadable flag file: say so, never fail status()
-            return f"unreadable: {clean_text(str(error), 200)}"
+            return f"unreadable: {clean_text(str(error), 200)}", None
+        return describe_definition(found), canary_share(found)
 
     def on_rollback(self, listener: Callable[[RollbackRecord], None]) -> None:
         """Call ``listener(record)`` after every rollback that latched (a repeat emits nothing)."""

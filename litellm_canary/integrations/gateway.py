@@ -4,7 +4,8 @@
 optional ``router_settings`` — plus the canary config under ``litellm_canary`` and optional
 ``gateway`` settings. One process serves:
 
-* ``POST /v1/chat/completions`` — OpenAI-compatible (JSON or SSE), routed by the Router + canary;
+* ``POST /v1/chat/completions`` — OpenAI-compatible (JSON or SSE), routed by the Router + canary,
+  the served deployment's id in the ``x-litellm-model-id`` header (as the LiteLLM proxy sends it);
 * the authenticated webhook and admin routes of :mod:`litellm_canary.webhook`;
 * ``GET /metrics`` — the canary's Prometheus metrics (when ``prometheus-client`` is installed).
 
@@ -136,11 +137,20 @@ def _chat_endpoint(router: Any) -> Any:
             return JSONResponse(
                 {"error": {"message": str(error), "type": type(error).__name__}}, status_code=status
             )
+        # the deployment that served, as the LiteLLM proxy says it (``bench switch --url`` reads it)
+        headers = _model_id_header(response)
         if payload.get("stream"):
-            return StreamingResponse(_sse(response), media_type="text/event-stream")
-        return JSONResponse(response.model_dump(mode="json"))
+            return StreamingResponse(_sse(response), media_type="text/event-stream", headers=headers)
+        return JSONResponse(response.model_dump(mode="json"), headers=headers)
 
     return chat_completions
+
+
+def _model_id_header(response: Any) -> dict[str, str]:
+    """``x-litellm-model-id``: the served deployment's id (LiteLLM's ``_hidden_params``), if known."""
+    hidden = getattr(response, "_hidden_params", None)
+    model_id = hidden.get("model_id") if isinstance(hidden, dict) else None
+    return {"x-litellm-model-id": model_id} if isinstance(model_id, str) and model_id else {}
 
 
 async def _sse(stream: Any) -> AsyncIterator[bytes]:

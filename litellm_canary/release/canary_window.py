@@ -29,7 +29,8 @@ from typing import Any, Protocol
 
 from litellm_canary.core.config import CanaryConfig, ConfigError, Rollout
 from litellm_canary.core.decision import Side
-from litellm_canary.core.flags import FlagdFileStore, FlagStore, MemoryFlagStore
+from litellm_canary.core.flags import FlagdFileStore, FlagStore
+from litellm_canary.core.flags.definitions import canary_share
 from litellm_canary.core.rollback_record import ROLLED_BACK_AT
 
 __all__ = [
@@ -202,18 +203,8 @@ def promote(
 
 def _serves_only_stable(store: FlagStore, flag_key: str) -> bool:
     """Whether the store's flag definition serves stable to everybody (unknown stores: False)."""
-    definition: Mapping[str, Any] | None
-    if isinstance(store, FlagdFileStore):
-        definition = store.read()["flags"].get(flag_key)
-    elif isinstance(store, MemoryFlagStore):
-        definition = store.provider.flag(flag_key)
-    else:
-        return False
-    if not isinstance(definition, Mapping):
-        return True
-    if definition.get("targeting"):
-        return False  # a percentage (or custom targeting): the canary gets traffic
-    return bool(definition.get("defaultVariant", "stable") == "stable")
+    definition = getattr(store, "definition", None)  # not part of the FlagStore protocol
+    return definition is not None and canary_share(definition(flag_key)) == 0
 
 
 class CanaryWindows:

@@ -37,6 +37,31 @@ def flag_definition(variant: Side | None = None, canary_percent: float | None = 
     return definition
 
 
+def canary_share(definition: Any) -> float | None:
+    """The share of users (0..100) a flag definition sends to the canary: 0 for no flag, a disabled
+    flag or stable, 100 for the canary, the percentage of a sticky ``fractional`` split of the two
+    sides; ``None`` for anything else (custom targeting, other variants): unknown, never guessed."""
+    if definition is None:
+        return 0.0
+    if not isinstance(definition, Mapping):
+        return None
+    if definition.get("state") == "DISABLED":
+        return 0.0
+    targeting = definition.get("targeting")
+    if not targeting:
+        return {"stable": 0.0, "canary": 100.0}.get(str(_default_variant(definition)))
+    split = targeting.get("fractional") if isinstance(targeting, Mapping) and len(targeting) == 1 else None
+    if not isinstance(split, list) or not all(isinstance(w, list | tuple) and len(w) == 2 for w in split):
+        return None
+    weights = {str(variant): weight for variant, weight in split}
+    if set(weights) - {"stable", "canary"} or not all(
+        isinstance(w, int | float) and not isinstance(w, bool) for w in weights.values()
+    ):
+        return None
+    total = sum(weights.values())
+    return round(100 * weights.get("canary", 0) / total, 2) if total > 0 else None
+
+
 def describe_definition(definition: Mapping[str, Any] | None) -> str:
     """What a flag definition serves, in words: ``stable``, ``canary``, ``canary to 25 % of users
     (sticky)``; the inverse of :func:`flag_definition`, for people reading ``status()``."""
@@ -44,19 +69,18 @@ def describe_definition(definition: Mapping[str, Any] | None) -> str:
         return "no such flag (routes to stable)"
     if definition.get("state") == "DISABLED":
         return "disabled (routes to stable)"
-    # flagd's in-process core renames the key when it loads a definition (the memory store's copy)
-    default = definition.get("defaultVariant", definition.get("default_variant"))
-    targeting = definition.get("targeting")
-    if not targeting:
+    default = _default_variant(definition)
+    if not definition.get("targeting"):
         return str(default)
-    split = targeting.get("fractional") if isinstance(targeting, Mapping) else None
-    if isinstance(split, list) and all(isinstance(w, list) and len(w) == 2 for w in split):
-        weights = {str(variant): weight for variant, weight in split}
-        total = sum(w for w in weights.values() if isinstance(w, int | float))
-        canary = weights.get("canary")
-        if set(weights) == {"canary", "stable"} and isinstance(canary, int | float) and total > 0:
-            return f"canary to {round(100 * canary / total, 2):g} % of users (sticky)"
-    return f"custom targeting (default {default})"
+    share = canary_share(definition)
+    if share is None:
+        return f"custom targeting (default {default})"
+    return f"canary to {share:g} % of users (sticky)"
+
+
+def _default_variant(definition: Mapping[str, Any]) -> Any:
+    # flagd's in-process core renames the key when it loads a definition (the memory store's copy)
+    return definition.get("defaultVariant", definition.get("default_variant", "stable"))
 
 
 class FlagStore(Protocol):
