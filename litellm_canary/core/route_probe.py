@@ -41,6 +41,7 @@ def probe_route(
     """
     config = runtime.config
     rolled_back = runtime.rolled_back  # read once: the answer is one consistent view
+    record = runtime.last_rollback
     pin: Pin | None = runtime.pins.conversation(session_id) if session_id else None
     flag_value: str | None = None
     flag_side: Side | None = None
@@ -63,6 +64,9 @@ def probe_route(
         "reason": decision.reason.value,
         "pinned": decision.pinned,
         "latched": rolled_back,
+        # Unix time of the latch (taken just before it): with the publish time, the propagation of a
+        # rollback to this replica, free of the probe's own round trip (same host, or synced clocks).
+        "latched_at": record.decided_wall if rolled_back and record is not None else None,
         "flag_key": config.flag_key,
         "flag_read": flag_read,  # False: the latch or a stable pin decided without reading the flag
         "variant": flag_value,  # what the flag answered (or its error cause); None when not read

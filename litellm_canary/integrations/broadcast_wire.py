@@ -130,6 +130,11 @@ def redis_client(config: BroadcastConfig, *, socket_timeout: float, health_check
         socket_timeout=socket_timeout,
         retry=Retry(NoBackoff(), 0),  # we reconnect ourselves, with backoff and visible errors
         health_check_interval=health_check_s,  # the subscriber PINGs an idle connection
+        # A new connection sends its first command right away: redis-py's default handshake (HELLO 3,
+        # then CLIENT SETINFO) costs two round trips before it, and the one-shot publish of the CLI
+        # connects for every rollback. RESP2 carries all we use (EVAL replies, HGETALL, pub/sub).
+        protocol=2,
+        driver_info=None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -78,8 +79,11 @@ async def test_after_a_rollback_the_probe_says_latched_stable_without_reading_th
     before = await _probed(client, user="u1")
     assert before["side"] == "canary" and before["latched"] is False
     assert before["variant"] == "canary" and before["deployments"] == ["chat-canary"]
+    assert before["latched_at"] is None
+    called = time.time()
     canary.rollback("chat", "test")
     after = await _probed(client, user="u1")
+    assert called <= after["latched_at"] <= time.time()  # the replica's own latch time (Unix)
     assert after["group"] == "chat"
     assert (after["side"], after["reason"], after["latched"]) == ("stable", "rolled_back", True)
     assert after["flag_read"] is False and after["variant"] is None
