@@ -32,6 +32,8 @@ times:
   ``status_latch_ms_*`` cross-checks with each replica's rollback record (1 ms resolution);
 * re-arm (flag back to canary, or a published re-arm) and wait for every replica to serve canary.
 
+Each path starts with one untimed rollback and re-arm (the first publish imports redis-py).
+
 Output: one JSON list on one line, one object per path: ``{"replicas", "flips", "path", "p50_ms",
 "p99_ms", "max_ms", "probe_rtt_ms", ...}``. The figures depend on the machine's load: compare the
 paths within one run. Targets (reported, not enforced): flag file p99 <= ``--poll-ms`` + 50 ms,
@@ -401,6 +403,11 @@ async def _measure(
         if await _flip(watched, sweeper, "canary", lambda: None) is None:  # all up and warmed up
             raise RuntimeError("the replicas did not all serve the canary at start")
         for path, (rollback, rearm) in paths.items():
+            # One untimed rollback and re-arm first: the first publish imports redis-py (~0.3 s), the
+            # first script run and the provider's first reload are not what is measured.
+            for target, action in (("stable", rollback), ("canary", rearm)):
+                if await _flip(watched, sweeper, target, action) is None:
+                    raise RuntimeError(f"{path}: the warm-up flip to {target} did not reach every replica")
             flip_times: list[FlipTime] = []
             rearm_times: list[float] = []
             rtts_before = [len(p.rtts) for p in probes]
