@@ -32,7 +32,9 @@ times:
   ``status_latch_ms_*`` cross-checks with each replica's rollback record (1 ms resolution);
 * re-arm (flag back to canary, or a published re-arm) and wait for every replica to serve canary.
 
-Each path starts with one untimed rollback and re-arm (the first publish imports redis-py).
+Each path starts with one untimed rollback and re-arm (the first publish imports redis-py). Each
+rollback is sent after a random pause of up to one poll interval, so that it does not always come
+right after the replicas' last poll (which would make every flag-file flip its worst case).
 
 Output: one JSON list on one line, one object per path: ``{"replicas", "flips", "path", "p50_ms",
 "p99_ms", "max_ms", "probe_rtt_ms", ...}``. The figures depend on the machine's load: compare the
@@ -53,6 +55,7 @@ import itertools
 import json
 import math
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -399,6 +402,7 @@ async def _measure(
         "redis": (publish("rollback"), publish("rearm")),
     }
     results = []
+    phase = random.Random()
     try:
         if await _flip(watched, sweeper, "canary", lambda: None) is None:  # all up and warmed up
             raise RuntimeError("the replicas did not all serve the canary at start")
@@ -414,6 +418,10 @@ async def _measure(
             probe_rtts_before = len(sweeper.rtts)
             latch_ms: list[float] = []
             for _ in range(flips):
+                # A random phase, not a wait for a condition: the previous re-arm was seen right after
+                # the replicas' flag-file poll, so a rollback sent at once would always wait out a
+                # whole poll interval (every flip the worst case); rollbacks come at any time.
+                await asyncio.sleep(phase.uniform(0, poll_ms / 1e3))
                 elapsed = await _flip(watched, sweeper, "stable", rollback)
                 if elapsed is not None:
                     flip_times.append(elapsed)
