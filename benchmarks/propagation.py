@@ -6,35 +6,44 @@ polled every ``--poll-ms``) and one ``redis-server`` on loopback (``broadcast: r
 ``chat`` has a stable and a canary deployment, two ``FakeUpstream`` servers answering ``"stable"``
 and ``"canary"`` — so every response says which deployment served it.
 
-Measurement. ``--probes`` coroutines per replica (default 2) each send chat completions back to back
-and record ``(sent, received, side)``. For each path, ``--flips`` times:
+Measurement. ``--probes`` chat-completion loops per replica (default 1, back to back, or
+``--traffic-rps`` each) run all along: the replicas are under traffic. For each path, ``--flips``
+times:
 
 * wait until every replica serves the canary (flag canary, latch armed);
 * ``t0 = perf_counter()``, then the rollback call: for ``flag_file`` the flag-file write
   (``FlagdFileStore.set_side(stable)``, what ``litellm-canary rollback --config`` does), for
   ``redis`` the publish (``publish_change``: connect, Lua script, PUBLISH — what the CLI does when
   the config has a broadcast; the flag file is left alone, so only the broadcast can flip it);
-* right after the call, a sweep adds a request to every replica every ``--sweep-ms`` (at most
-  ``--sweep-inflight`` unanswered per replica) until each has answered from stable;
-* a replica has certainly switched by the time its first answer from stable *arrived* (that request
-  was routed before it arrived, and a switch does not go back). ``p50_ms`` / ``p99_ms`` /
-  ``max_ms`` are, per flip, the slowest replica's such time minus ``t0``: strict upper bounds that
-  include up to a request round trip (``probe_rtt_ms_median``). ``lower_bound_*`` is the latest
-  *send* of a request a replica still answered from the canary: the true time lies in between.
-  ``regressions`` counts canary answers to requests sent after their replica had answered from
-  stable (must be 0). ``call_ms_p50`` is the rollback call alone; for redis,
-  ``status_latch_ms_*`` cross-checks with each replica's own rollback record (latch time minus
-  publish time, wall clock, 1 ms resolution);
+* right after the call, a sweep probes every replica every ``--sweep-ms`` (at most
+  ``--sweep-inflight`` unanswered per replica) until each has answered from stable. The probe is
+  the routing-only ``GET /canary/route?group=chat`` (the replica runs its decision, no upstream
+  call); ``--probe chat`` uses chat completions instead (the measurement before the routing probe
+  existed, which includes a round trip through LiteLLM);
+* a replica has certainly switched by the time its first answer from stable *arrived* (the switch
+  does not go back). ``p50_ms`` / ``p99_ms`` / ``max_ms`` are, per flip, the slowest replica's such
+  time minus ``t0``: strict upper bounds that include up to one probe round trip (``probe_rtt_ms``,
+  the median; a busy replica answers the probe after the request work its event loop is doing).
+  ``lower_bound_*`` is the latest *send* of a probe a replica still answered from the canary: the
+  true time lies in between. ``latch_ms_*`` (redis): the slowest replica's own latch time, which
+  the routing probe reports (``latched_at``), minus the wall-clock time at ``t0`` — the propagation
+  alone (same host: one clock). ``regressions`` counts canary answers to probes sent after their
+  replica had answered from stable (must be 0). ``call_ms_*`` is the rollback call alone;
+  ``status_latch_ms_*`` cross-checks with each replica's rollback record (1 ms resolution);
 * re-arm (flag back to canary, or a published re-arm) and wait for every replica to serve canary.
 
-Output: one JSON list on one line, one object per path:
-``{"replicas", "flips", "path", "p50_ms", "p99_ms", "max_ms", ...}``. The figures depend on the
-machine's load (the probes' round trip through LiteLLM bounds the resolution): compare the paths
-within one run, and keep the round trip in mind. Targets (reported, not enforced): flag file
-p99 <= 500 ms, Redis p99 <= 50 ms.
+Each path starts with one untimed rollback and re-arm (the first publish imports redis-py). Each
+rollback is sent after a random pause of up to one poll interval, so that it does not always come
+right after the replicas' last poll (which would make every flag-file flip its worst case).
+
+Output: one JSON list on one line, one object per path: ``{"replicas", "flips", "path", "p50_ms",
+"p99_ms", "max_ms", "probe_rtt_ms", ...}``. The figures depend on the machine's load: compare the
+paths within one run. Targets (reported, not enforced): flag file p99 <= ``--poll-ms`` + 50 ms,
+Redis p99 <= 50 ms.
 
     python benchmarks/propagation.py [--replicas N] [--flips N] [--poll-ms MS] [--json] [--quick]
-                                     [--probes K] [--sweep-ms MS] [--sweep-inflight K]
+                                     [--probes K] [--traffic-rps R] [--probe route|chat]
+                                     [--sweep-ms MS] [--sweep-inflight K]
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ import itertools
 import json
 import math
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -69,7 +79,8 @@ from litellm_canary.testing.fake_upstream import FakeUpstream
 from litellm_canary.testing.gateway_process import GatewayProcess
 from litellm_canary.testing.redis_server import RedisServer
 
-TARGETS_MS = {"flag_file": 500.0, "redis": 50.0}
+REDIS_TARGET_MS = 50.0  # p99 across the replicas
+FLAG_FILE_MARGIN_MS = 50.0  # the flag-file target: p99 <= the poll interval + this
 FLAG_KEY = "chat-canary"
 TOKEN = "propagation-benchmark-token"
 FLIP_TIMEOUT_S = 15.0
@@ -98,6 +109,8 @@ class Flip:
     )  # replica, sent, received, new?
     in_flight: dict[int, tuple[int, float]] = field(default_factory=dict)  # request number -> replica, sent
     cutoff: dict[int, float] = field(default_factory=dict)  # replica -> certainly switched by then
+    t0_wall: float = math.inf  # time.time() at t0
+    latched_at: dict[int, float] = field(default_factory=dict)  # replica -> its own latch (Unix time)
     _numbers: itertools.count[int] = field(default_factory=itertools.count)
 
     def sending(self, replica: int, sent: float) -> int:
@@ -134,12 +147,21 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
-async def _probe(client: httpx.AsyncClient, probe: Probe, flips: list[Flip]) -> None:
+async def _probe(
+    client: httpx.AsyncClient, probe: Probe, flips: list[Flip], measure: bool, interval_s: float
+) -> None:
+    """Chat completions on one replica, one at a time, started every ``interval_s`` (0: back to back):
+    the traffic. With ``measure`` (the chat probe) their answers also count as observations of the
+    switch; with the routing probe they do not."""
     body = {"model": "chat", "messages": [{"role": "user", "content": "which side?"}]}
+    next_start = time.perf_counter()
     while True:
-        flip = flips[-1]  # the change current when this request was sent
+        if interval_s > 0:  # pacing, not waiting for a condition: the load is a rate
+            next_start = max(next_start + interval_s, time.perf_counter())
+            await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
+        flip = flips[-1] if measure else None  # the change current when this request was sent
         sent = time.perf_counter()
-        number = flip.sending(probe.replica, sent)
+        number = flip.sending(probe.replica, sent) if flip is not None else 0
         side = None
         try:
             response = await client.post(f"{probe.url}/v1/chat/completions", json=body)
@@ -149,7 +171,8 @@ async def _probe(client: httpx.AsyncClient, probe: Probe, flips: list[Flip]) -> 
             probe.errors += 1
         finally:
             received = time.perf_counter()
-            flip.record(number, received, side)
+            if flip is not None:
+                flip.record(number, received, side)
         if side is not None:
             probe.rtts.append(received - sent)
 
@@ -158,6 +181,7 @@ async def _probe(client: httpx.AsyncClient, probe: Probe, flips: list[Flip]) -> 
 class FlipTime:
     upper_ms: float  # every replica had answered a request from the new side this long after t0
     call_ms: float  # the rollback call itself
+    switch_ms: float | None  # the slowest replica's own latch time after t0 (redis; route probe)
     flip: Flip  # its answers keep arriving: the lower bound and regressions are computed at the end
 
     @property
@@ -169,31 +193,61 @@ _BODY = {"model": "chat", "messages": [{"role": "user", "content": "which side?"
 
 
 class Sweeper:
-    """Right after a rollback call, sends a request to every replica every ``interval_s`` (at most
+    """Right after a rollback call, probes every replica every ``interval_s`` (at most
     ``max_inflight`` unanswered per replica) until each has answered from the new side, so that the
-    send times sample the switch finely however slow one round trip is."""
+    send times sample the switch finely.
 
-    def __init__(self, urls: list[str], interval_s: float, max_inflight: int) -> None:
+    A probe is ``GET /canary/route?group=chat`` (``probe="route"``: the replica runs its routing
+    decision for the group and answers the side, no upstream call) or, with ``probe="chat"``, a chat
+    completion through LiteLLM answered by the deployment that served it (the measurement before the
+    routing probe existed: it includes a request round trip through LiteLLM)."""
+
+    def __init__(
+        self,
+        urls: list[str],
+        interval_s: float,
+        max_inflight: int,
+        headers: dict[str, str],
+        probe: Literal["route", "chat"] = "route",
+    ) -> None:
         self.urls = urls
         self.interval_s = interval_s
         self.max_inflight = max_inflight
+        self.probe = probe
         self.client = httpx.AsyncClient(
-            timeout=30, limits=httpx.Limits(max_connections=len(urls) * max_inflight)
+            timeout=30, limits=httpx.Limits(max_connections=len(urls) * max_inflight), headers=headers
         )
         self.tasks: set[asyncio.Task[None]] = set()
         self.errors = 0
+        self.rtts: list[float] = []
+
+    async def _ask(self, replica: int) -> tuple[str, float | None]:
+        """The side this replica routes to now, and when it latched (None: not latched, or unknown)."""
+        if self.probe == "chat":
+            response = await self.client.post(f"{self.urls[replica]}/v1/chat/completions", json=_BODY)
+            response.raise_for_status()
+            return str(response.json()["choices"][0]["message"]["content"]), None
+        response = await self.client.get(f"{self.urls[replica]}/canary/route", params={"group": "chat"})
+        response.raise_for_status()
+        answer = response.json()
+        latched_at = answer.get("latched_at")
+        return str(answer["side"]), float(latched_at) if latched_at is not None else None
 
     async def _one(self, replica: int, flip: Flip, number: int, inflight: list[int]) -> None:
         side = None
+        sent = time.perf_counter()
         try:
-            response = await self.client.post(f"{self.urls[replica]}/v1/chat/completions", json=_BODY)
-            response.raise_for_status()
-            side = response.json()["choices"][0]["message"]["content"]
+            side, latched_at = await self._ask(replica)
+            if latched_at is not None and side == flip.target and latched_at >= flip.t0_wall:
+                flip.latched_at[replica] = max(latched_at, flip.latched_at.get(replica, latched_at))
         except (httpx.HTTPError, KeyError, ValueError):
             self.errors += 1
         finally:
+            received = time.perf_counter()
             inflight[replica] -= 1
-            flip.record(number, time.perf_counter(), side)
+            flip.record(number, received, side)
+        if side is not None:
+            self.rtts.append(received - sent)
 
     async def sweep(self, flip: Flip, stop: asyncio.Event) -> None:
         inflight = [0] * len(self.urls)
@@ -228,6 +282,7 @@ async def _flip(
         previous.changed.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(previous.changed.wait(), FLIP_TIMEOUT_S)
+    flip.t0_wall = time.time()
     flip.t0 = t0 = time.perf_counter()
     action()  # blocking on purpose: no request is sent while the call runs; replies still arrive
     called = time.perf_counter()
@@ -250,7 +305,15 @@ async def _flip(
     finally:
         stop.set()
         await sweep
-    return FlipTime(upper_ms=(max(flip.cutoff.values()) - t0) * 1e3, call_ms=(called - t0) * 1e3, flip=flip)
+    switch_ms = (
+        (max(flip.latched_at.values()) - flip.t0_wall) * 1e3 if len(flip.latched_at) == replicas else None
+    )
+    return FlipTime(
+        upper_ms=(max(flip.cutoff.values()) - t0) * 1e3,
+        call_ms=(called - t0) * 1e3,
+        switch_ms=switch_ms,
+        flip=flip,
+    )
 
 
 async def _latch_delay_ms(client: httpx.AsyncClient, gateways: list[GatewayProcess]) -> float:
@@ -266,16 +329,16 @@ async def _latch_delay_ms(client: httpx.AsyncClient, gateways: list[GatewayProce
     return max(delays)
 
 
-def _summary(path: str, flip_times: list[FlipTime], flips: int) -> dict[str, Any]:
+def _summary(path: str, flip_times: list[FlipTime], flips: int, target: float) -> dict[str, Any]:
     def ms(values: list[float], q: float | None = None) -> float | None:
         if not values:
             return None
         return round(statistics.median(values) if q is None else _percentile(values, q), 2)
 
     upper = [t.upper_ms for t in flip_times]
+    switch = [t.switch_ms for t in flip_times if t.switch_ms is not None]
     lower = [t.lower_ms for t in flip_times]
     p99 = ms(upper, 0.99)
-    target = TARGETS_MS[path]
     return {
         "path": path,
         "flips": flips,
@@ -286,6 +349,12 @@ def _summary(path: str, flip_times: list[FlipTime], flips: int) -> dict[str, Any
         "lower_bound_p50_ms": ms(lower),
         "lower_bound_p99_ms": ms(lower, 0.99),
         "call_ms_p50": ms([t.call_ms for t in flip_times]),
+        "call_ms_p99": ms([t.call_ms for t in flip_times], 0.99),
+        # from each replica's own latch time (the routing probe reports it): propagation alone
+        "latch_ms_p50": ms(switch),
+        "latch_ms_p99": ms(switch, 0.99),
+        "latch_ms_max": ms(switch, 1.0),
+        "latch_flips": len(switch),
         "reached_every_replica": len(flip_times),
         "regressions": sum(t.flip.regressions() for t in flip_times),
         "target_p99_ms": target,
@@ -302,6 +371,8 @@ async def _measure(
     probes_per_replica: int,
     sweep_ms: float,
     sweep_inflight: int,
+    probe: Literal["route", "chat"],
+    traffic_rps: float,
 ) -> list[dict[str, Any]]:
     replicas = len(gateways)
     probes = [Probe(g.url, i) for i, g in enumerate(gateways) for _ in range(probes_per_replica)]
@@ -310,8 +381,12 @@ async def _measure(
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     clients = [httpx.AsyncClient(timeout=30, limits=limits) for _ in probes]
     status_client = httpx.AsyncClient(timeout=30)
-    sweeper = Sweeper([g.url for g in gateways], sweep_ms / 1e3, sweep_inflight)
-    tasks = [asyncio.create_task(_probe(c, p, watched)) for c, p in zip(clients, probes, strict=True)]
+    sweeper = Sweeper([g.url for g in gateways], sweep_ms / 1e3, sweep_inflight, gateways[0].headers, probe)
+    measure = probe == "chat"
+    tasks = [
+        asyncio.create_task(_probe(c, p, watched, measure, 1 / traffic_rps if traffic_rps else 0.0))
+        for c, p in zip(clients, probes, strict=True)
+    ]
 
     def publish(op: Literal["rollback", "rearm"]) -> Callable[[], None]:
         def call() -> None:
@@ -327,15 +402,26 @@ async def _measure(
         "redis": (publish("rollback"), publish("rearm")),
     }
     results = []
+    phase = random.Random()
     try:
         if await _flip(watched, sweeper, "canary", lambda: None) is None:  # all up and warmed up
             raise RuntimeError("the replicas did not all serve the canary at start")
         for path, (rollback, rearm) in paths.items():
+            # One untimed rollback and re-arm first: the first publish imports redis-py (~0.3 s), the
+            # first script run and the provider's first reload are not what is measured.
+            for target, action in (("stable", rollback), ("canary", rearm)):
+                if await _flip(watched, sweeper, target, action) is None:
+                    raise RuntimeError(f"{path}: the warm-up flip to {target} did not reach every replica")
             flip_times: list[FlipTime] = []
             rearm_times: list[float] = []
             rtts_before = [len(p.rtts) for p in probes]
+            probe_rtts_before = len(sweeper.rtts)
             latch_ms: list[float] = []
             for _ in range(flips):
+                # A random phase, not a wait for a condition: the previous re-arm was seen right after
+                # the replicas' flag-file poll, so a rollback sent at once would always wait out a
+                # whole poll interval (every flip the worst case); rollbacks come at any time.
+                await asyncio.sleep(phase.uniform(0, poll_ms / 1e3))
                 elapsed = await _flip(watched, sweeper, "stable", rollback)
                 if elapsed is not None:
                     flip_times.append(elapsed)
@@ -346,16 +432,25 @@ async def _measure(
                     raise RuntimeError(f"{path}: the replicas did not return to the canary after a re-arm")
                 rearm_times.append(back.upper_ms)
             rtts = [rtt for p, n in zip(probes, rtts_before, strict=True) for rtt in p.rtts[n:]]
+            probe_rtts = sweeper.rtts[probe_rtts_before:] + (rtts if measure else [])
+            target = poll_ms + FLAG_FILE_MARGIN_MS if path == "flag_file" else REDIS_TARGET_MS
+            probe_rtt = round(statistics.median(probe_rtts) * 1e3, 2) if probe_rtts else None
             results.append(
                 {
                     "replicas": replicas,
-                    **_summary(path, flip_times, flips),
+                    **_summary(path, flip_times, flips, target),
+                    "probe": probe,
+                    "probe_rtt_ms": probe_rtt,
                     "rearm_p50_ms": round(statistics.median(rearm_times), 2),
                     "status_latch_ms_p50": round(statistics.median(latch_ms), 1) if latch_ms else None,
                     "status_latch_ms_max": round(max(latch_ms), 1) if latch_ms else None,
-                    "probe_rtt_ms_median": round(statistics.median(rtts) * 1e3, 2),
-                    "probe_requests": len(rtts),
-                    "probes_per_replica": probes_per_replica,
+                    "probe_rtt_ms_median": probe_rtt,
+                    "probe_rtt_ms_p99": round(_percentile(probe_rtts, 0.99) * 1e3, 2) if probe_rtts else None,
+                    "probe_requests": len(probe_rtts),
+                    "traffic_rtt_ms_median": round(statistics.median(rtts) * 1e3, 2) if rtts else None,
+                    "traffic_requests": len(rtts),
+                    "traffic_loops_per_replica": probes_per_replica,
+                    "traffic_rps_per_loop": traffic_rps or "back to back",
                     "poll_ms": poll_ms if path == "flag_file" else None,
                     "replica_kind": "litellm-canary serve processes (real litellm.Router)",
                     "probe_errors": sum(p.errors for p in probes) + sweeper.errors,
@@ -379,6 +474,8 @@ def run(
     probes_per_replica: int = 1,
     sweep_ms: float = 5.0,
     sweep_inflight: int = 2,
+    probe: Literal["route", "chat"] = "route",
+    traffic_rps: float = 0.0,
 ) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="propagation-") as temp:
         directory = Path(temp)
@@ -430,6 +527,8 @@ def run(
                         probes_per_replica,
                         sweep_ms,
                         sweep_inflight,
+                        probe,
+                        traffic_rps,
                     )
                 )
         finally:
@@ -445,7 +544,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--flips", type=int, default=20, help="rollbacks per path (default 20)")
     parser.add_argument("--poll-ms", type=int, default=100, help="flag file poll interval (default 100)")
     parser.add_argument(
-        "--probes", type=int, default=1, help="background probe loops per replica (default 1)"
+        "--probes",
+        type=int,
+        default=1,
+        help="traffic: chat-completion loops per replica, running all along (default 1)",
+    )
+    parser.add_argument(
+        "--traffic-rps",
+        type=float,
+        default=0.0,
+        help="requests per second of each traffic loop (default 0: back to back)",
+    )
+    parser.add_argument(
+        "--probe",
+        choices=("route", "chat"),
+        default="route",
+        help="what observes the switch: GET /canary/route (default) or chat requests (the old way)",
     )
     parser.add_argument(
         "--sweep-ms", type=float, default=5.0, help="after a rollback call, a request per replica this often"
@@ -456,10 +570,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.replicas, args.flips, args.probes, args.sweep_inflight) < 1 or args.poll_ms < 10:
         parser.error("--replicas, --flips, --probes, --sweep-inflight must be >= 1, --poll-ms >= 10")
+    if args.traffic_rps < 0:
+        parser.error("--traffic-rps must be >= 0")
     if not args.sweep_ms > 0:
         parser.error("--sweep-ms must be > 0")
     flips = 3 if args.quick else args.flips
-    results = run(args.replicas, flips, args.poll_ms, args.probes, args.sweep_ms, args.sweep_inflight)
+    results = run(
+        args.replicas,
+        flips,
+        args.poll_ms,
+        args.probes,
+        args.sweep_ms,
+        args.sweep_inflight,
+        args.probe,
+        args.traffic_rps,
+    )
     if args.json:
         print(json.dumps(results))
     else:
@@ -469,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{r['path']:>9}: {r['replicas']} replicas, {r['reached_every_replica']}/{r['flips']} flips "
                 f"reached every replica; p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms "
                 f"({verdict} p99 <= {r['target_p99_ms']:g} ms); lower bound p50 "
-                f"{r['lower_bound_p50_ms']} ms; probe round trip {r['probe_rtt_ms_median']} ms"
+                f"{r['lower_bound_p50_ms']} ms; {r['probe']} probe round trip {r['probe_rtt_ms']} ms"
             )
     return 0
 

@@ -37,6 +37,7 @@ from litellm_canary.core.outcome_callbacks import CanaryCallbacks
 from litellm_canary.core.outcomes import Outcome, OutcomeRecorder
 from litellm_canary.core.pins import RolloutPins
 from litellm_canary.core.rollback_record import RollbackKind
+from litellm_canary.core.route_probe import probe_route
 from litellm_canary.detection.evals.sampling import EvalPipeline
 from litellm_canary.detection.evaluation_loop import AutoRollback
 from litellm_canary.detection.golden import replay_golden
@@ -267,6 +268,14 @@ class Canary:
         if self._attached and not self._strategy_registered:
             self._router.register_plugin(self._routing.strategy())
             self._strategy_registered = True
+
+    def route(
+        self, model_group: str, *, user: str | None = None, session_id: str | None = None
+    ) -> dict[str, Any]:
+        """The side a new request of ``model_group`` would be routed to now, without any upstream
+        call and without changing anything (:mod:`litellm_canary.core.route_probe`)."""
+        runtime = self.controller.runtime(model_group)  # UnknownModelGroup for an unmanaged group
+        return probe_route(runtime, self.flags, user=user, session_id=session_id)
 
     def on_outcome(self, listener: Callable[[Outcome], None]) -> None:
         """Call ``listener`` with every attempt's outcome (off the request path)."""

@@ -10,6 +10,7 @@ Routes (every one needs ``Authorization: Bearer <token>``)::
 
     POST /alertmanager     Alertmanager webhook, payload version "4"  -> what happened, per alert
     GET  /canary/status    canary.status()
+    GET  /canary/route     ?group=G[&user=U][&session_id=S]         -> the side a request gets now
     POST /canary/rollback  {"model_group", "reason"}                  -> the rollback record
     POST /canary/rearm     {"model_group"}                            -> {"model_group", "rearmed"}
     POST /canary/feedback  {"response_id", "score": 0..1}             -> side and deployment credited
@@ -58,6 +59,7 @@ from litellm_canary.core.controller import RolledBackError, UnknownModelGroup
 from litellm_canary.core.redact import clean_text
 from litellm_canary.core.rollback_record import RollbackKind
 from litellm_canary.detection.feedback import UnknownResponse
+from litellm_canary.integrations.admin_route import route_endpoint
 from litellm_canary.integrations.console import PUBLIC_PATHS, ConsoleSources, console_routes
 
 if TYPE_CHECKING:
@@ -268,6 +270,7 @@ def create_app(
             *console_routes(console),
             Route("/alertmanager", alertmanager, methods=["POST"]),
             Route("/canary/status", status, methods=["GET"]),
+            Route("/canary/route", route_endpoint(canary.route), methods=["GET"]),
             Route("/canary/rollback", rollback, methods=["POST"]),
             Route("/canary/rearm", rearm, methods=["POST"]),
             Route("/canary/feedback", feedback, methods=["POST"]),

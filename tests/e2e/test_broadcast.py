@@ -324,3 +324,28 @@ def test_broadcast_config_errors_name_the_field() -> None:
     with pytest.raises(ConfigError, match=r"broadcast\.url"):
         attach(router, {"rollouts": [rollout], "broadcast": {"kind": "redis", "url": "redis://h:notaport/0"}})
     assert redact_url("redis://user:secret@h:6379/0") == "redis://user:***@h:6379/0"
+
+
+def test_a_publish_sends_its_script_without_a_connection_handshake(server: RedisServer) -> None:
+    """The one-shot publish (the CLI's) is one round trip after the TCP connect: no HELLO, no
+    CLIENT SETINFO before the script; the stored state and the message are the same as before."""
+    watcher = redis.Redis.from_url(server.url)
+    pubsub = watcher.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(CHANNEL)
+    watcher.config_resetstat()
+    config = BroadcastConfig(kind="redis", url=server.url, channel=CHANNEL)
+    result = publish_change(config, "chat", "rollback", reason="wire test", origin="cli")
+    assert (result.accepted, result.version, result.state) == (True, 1, "rolled_back")
+    commands = {
+        name.removeprefix("cmdstat_") for name in watcher.info("commandstats") if name.startswith("cmdstat_")
+    }
+    assert "eval" in commands and "publish" in commands
+    assert not commands & {"hello", "client|setinfo"}, commands
+    message = None
+    deadline = time.monotonic() + WAIT_S
+    while message is None and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=WAIT_S)
+    assert message is not None and json.loads(message["data"])["op"] == "rollback"
+    assert watcher.hget(state_key(CHANNEL, "chat"), "state") == b"rolled_back"
+    pubsub.close()
+    watcher.close()
