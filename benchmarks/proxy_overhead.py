@@ -32,8 +32,8 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quick", action="store_true", help="a short smoke run (small counts)")
     parser.add_argument("--clients", type=int, help="concurrent streaming clients (default 32)")
-    parser.add_argument("--requests", type=int, help="requests per configuration per round (default 1000)")
-    parser.add_argument("--rounds", type=int, help="alternating rounds (default 6)")
+    parser.add_argument("--requests", type=int, help="requests per configuration per round (default 400)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 8)")
     parser.add_argument("--warmup", type=int, help="untimed requests per configuration (default 100)")
     parser.add_argument(
         "--canary-percent", type=float, help="users the flag sends to the canary (default 10)"

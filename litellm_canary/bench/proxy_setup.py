@@ -58,8 +58,8 @@ def default_settings(quick: bool = False, **overrides: Any) -> Settings:
     Raises ``ValueError`` naming the setting that is out of range."""
     settings = Settings(
         clients=8 if quick else 32,
-        requests=40 if quick else 1000,
-        rounds=2 if quick else 6,
+        requests=40 if quick else 400,
+        rounds=2 if quick else 8,
         warmup=10 if quick else 100,
         canary_percent=10.0,
         flips=1 if quick else 10,

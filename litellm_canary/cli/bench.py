@@ -49,8 +49,8 @@ def add_parser(commands: Any) -> None:
 
     proxy = kinds.add_parser("proxy", help="the canary callback's cost in a real LiteLLM proxy under load")
     proxy.add_argument("--clients", type=int, help="concurrent streaming clients (default 32)")
-    proxy.add_argument("--requests", type=int, help="requests per configuration per round (default 1000)")
-    proxy.add_argument("--rounds", type=int, help="alternating rounds (default 6)")
+    proxy.add_argument("--requests", type=int, help="requests per configuration per round (default 400)")
+    proxy.add_argument("--rounds", type=int, help="alternating rounds (default 8)")
     proxy.add_argument(
         "--flips", type=int, help="rollbacks of the --num_workers 2 phase (default 10; 0 skips)"
     )
