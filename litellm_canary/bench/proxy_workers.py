@@ -35,7 +35,7 @@ from litellm_canary.core.flags import FlagdFileStore
 
 __all__ = ["WorkerStatuses", "measure_propagation"]
 
-TRAFFIC_CLIENTS = 4
+TRAFFIC_CLIENTS = 8
 WAIT_S = 60.0  # generous bound for each wait on a loaded machine
 CLOSE = {"Connection": "close"}  # a new connection per admin call, so either worker may answer it
 
