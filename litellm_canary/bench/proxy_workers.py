@@ -10,7 +10,7 @@ Per flip, with streaming traffic running all along:
 2. ``POST /canary/rollback`` (it lands on one worker: that one latches, then writes the flag file,
    which the other workers poll);
 3. wait until every worker's status shows it routes stable (latched, or its last flag read is
-   ``stable``).
+   ``stable``), and until a request begun after the rollback call has finished.
 
 ``propagation_ms`` of a flip is the start of the last request served by the canary (the
 ``x-litellm-model-id`` header) that began after the rollback call, measured from that call (0 when
@@ -117,7 +117,11 @@ async def _flip(
     returned = time.perf_counter()
     answer.raise_for_status()
     confirmed_s = await statuses.wait_all("routes stable", routes_stable)
-    after = [r for r in records[before:] if r.started >= start]
+    deadline = time.perf_counter() + WAIT_S
+    while not (after := [r for r in records[before:] if r.started >= start]):
+        if time.perf_counter() > deadline:  # the flip's figures need a request begun after the call
+            raise RuntimeError(f"no request began after the rollback call within {WAIT_S:g} s")
+        await asyncio.sleep(0.01)
     late_canary = [r.started - start for r in after if r.ok and r.model_id == CANARY_ID]
     return {
         "propagation_ms": round(max(late_canary, default=0.0) * 1e3, 1),
