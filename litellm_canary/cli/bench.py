@@ -113,7 +113,7 @@ def run_proxy(args: argparse.Namespace) -> int:
         raise CliError(f"bench proxy: {error}", BAD_INPUT) from None
     try:
         result = report.without_stray_prints(lambda: proxy_overhead.measure(settings))
-    except RuntimeError as error:  # a proxy or the upstream did not start, a wait timed out
+    except (RuntimeError, OSError) as error:  # a process did not start (no `litellm`?), a wait timed out
         raise CliError(f"bench proxy: {error}", FAILED_ON_THE_WAY) from None
     report.emit(result, args.json, proxy_overhead.summary_lines)
     return 0
