@@ -8,6 +8,7 @@ answers ``status()``. It owns no routing logic of its own.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -318,6 +319,7 @@ class Canary:
             "flag_variants": dict(self.flags.variants),
             "flag_source": self.flags.source_status(),
             "broadcast": self.broadcast.status() if self.broadcast else None,
+            "pid": os.getpid(),  # which process answered (one per proxy worker)
         }
 
     async def drained(self, model_group: str, timeout: float | None = None) -> bool:

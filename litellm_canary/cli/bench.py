@@ -6,8 +6,10 @@
   (:mod:`.bench_remote`, :mod:`litellm_canary.bench.remote_switch`)
 * ``bench overhead``: what the canary costs one request on the Router's hot path
   (:mod:`litellm_canary.bench.overhead`)
+* ``bench proxy``: what the canary callback costs a real LiteLLM proxy under streaming load, and a
+  rollback reaching every ``--num_workers`` worker (:mod:`litellm_canary.bench.proxy_overhead`)
 
-Both print a summary (p50/p99/max) or, with ``--json``, one JSON object on one line.
+Each prints a summary (p50/p99/max) or, with ``--json``, one JSON object on one line.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import sys
 from typing import Any
 
 import litellm_canary.cli.bench_remote as remote_switch_cli
-from litellm_canary.cli.errors import BAD_INPUT, CliError
+from litellm_canary.cli.errors import BAD_INPUT, FAILED_ON_THE_WAY, CliError
 
-__all__ = ["add_parser", "run_overhead", "run_switch"]
+__all__ = ["add_parser", "run_overhead", "run_proxy", "run_switch"]
 
 
 def add_parser(commands: Any) -> None:
@@ -58,6 +60,17 @@ def add_parser(commands: Any) -> None:
     overhead.add_argument("--quick", action="store_true", help="a few-second smoke run (small counts)")
     overhead.add_argument("--json", action="store_true", help="print one JSON object")
     overhead.set_defaults(run=run_overhead)
+
+    proxy = kinds.add_parser("proxy", help="the canary callback's cost in a real LiteLLM proxy under load")
+    proxy.add_argument("--clients", type=int, help="concurrent streaming clients (default 32)")
+    proxy.add_argument("--requests", type=int, help="requests per configuration per round (default 400)")
+    proxy.add_argument("--rounds", type=int, help="alternating rounds (default 8)")
+    proxy.add_argument(
+        "--flips", type=int, help="rollbacks of the --num_workers 2 phase (default 10; 0 skips)"
+    )
+    proxy.add_argument("--quick", action="store_true", help="a short smoke run (small counts)")
+    proxy.add_argument("--json", action="store_true", help="print one JSON object")
+    proxy.set_defaults(run=run_proxy)
 
 
 def _quiet() -> None:
@@ -101,4 +114,23 @@ def run_overhead(args: argparse.Namespace) -> int:
         raise CliError(f"bench overhead: {error}", BAD_INPUT) from None
     result = report.without_stray_prints(lambda: overhead.measure(settings))
     report.emit(result, args.json, overhead.summary_lines)
+    return 0
+
+
+def run_proxy(args: argparse.Namespace) -> int:
+    """Run ``bench proxy``; 0 when it ran (its targets are reported, not enforced)."""
+    _quiet()
+    from litellm_canary.bench import proxy_overhead, proxy_setup, report
+
+    try:
+        settings = proxy_setup.default_settings(
+            args.quick, clients=args.clients, requests=args.requests, rounds=args.rounds, flips=args.flips
+        )
+    except ValueError as error:
+        raise CliError(f"bench proxy: {error}", BAD_INPUT) from None
+    try:
+        result = report.without_stray_prints(lambda: proxy_overhead.measure(settings))
+    except (RuntimeError, OSError) as error:  # a process did not start (no `litellm`?), a wait timed out
+        raise CliError(f"bench proxy: {error}", FAILED_ON_THE_WAY) from None
+    report.emit(result, args.json, proxy_overhead.summary_lines)
     return 0

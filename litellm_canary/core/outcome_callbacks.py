@@ -130,6 +130,10 @@ class CanaryCallbacks(CustomLogger):
                 self._unsteered(kwargs, deployment_id)
             return
         runtime, stamp = found
+        if stamp.attempt.outcome is not None:
+            # Closed already: in the proxy each event reaches the canary twice (its own logger and
+            # the proxy entry that forwards), so the second returns here, before any other work.
+            return
         served_by = deployment_id if isinstance(deployment_id, str) else stamp.deployment_id
         latency = seconds_between(slo.get("startTime"), slo.get("endTime")) or seconds_between(
             start_time, end_time
@@ -146,7 +150,7 @@ class CanaryCallbacks(CustomLogger):
             ttft,
             stream=bool(kwargs.get("stream")),
         )
-        if ok and stamp.attempt.outcome is None:
+        if ok:
             repin_conversation(runtime, stamp, served_by)
         if self._close(found, outcome, status) and ok:
             self.successes.emit(outcome, kwargs, response)

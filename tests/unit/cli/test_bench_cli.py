@@ -15,6 +15,9 @@ from litellm_canary.cli import main
         (["bench", "switch", "--offline", "--flips", "-3"], "flips must be positive"),
         (["bench", "switch", "--offline", "--think-ms", "-1"], "think_ms must not be negative"),
         (["bench", "overhead", "--iterations", "0"], "iterations must be positive"),
+        (["bench", "proxy", "--clients", "0"], "clients must be positive"),
+        (["bench", "proxy", "--rounds", "0"], "rounds must be positive"),
+        (["bench", "proxy", "--flips", "-1"], "flips must not be negative"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(
