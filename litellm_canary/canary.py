@@ -118,6 +118,8 @@ class Canary:
         try:
             seed_flag_store(self.store, self.config, undo)
             self.controller.restore()  # a rollback recorded with the flag outlives restarts
+            # ... and one recorded (or cleared) by another worker or replica is followed as it lands
+            self.flags.on_configuration_changed(self.controller.follow_store)
             # canary window + promotion, keep-warm prober, user feedback
             self.lifecycle = Lifecycle(
                 self.config,

@@ -85,6 +85,9 @@ class RollbackController:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._lock = threading.Lock()
+        self._follow_lock = threading.Lock()
+        # group -> the latch generation whose rollback mark this process saw in the flag file
+        self._mark_seen: dict[str, int] = {}
         self.rollbacks: Signal[[RollbackRecord]] = Signal("rollback")
         self.rearms: Signal[[str, str | None]] = Signal("rearm")  # (model_group, origin)
         self._closed = threading.Event()
@@ -104,7 +107,30 @@ class RollbackController:
         replica); returns those groups. Only the flagd file store keeps this; the memory store cannot."""
         if not isinstance(self._store, FlagdFileStore):
             return []
-        flags = self._store.read()["flags"]
+        return self._restore_from(self._store.read()["flags"])
+
+    def follow_store(self) -> None:
+        """Follow what other processes wrote into the flagd flag file (another ``--num_workers``
+        worker, a replica, the command line): latch every group whose flag carries a rollback mark,
+        and release a latch whose mark this process saw and that is now gone (a re-arm elsewhere).
+        Called whenever the flag provider reports changed flags; a no-op for other stores."""
+        if not isinstance(self._store, FlagdFileStore):
+            return
+        with self._follow_lock:  # handler threads run concurrently: reads are applied in order
+            try:
+                flags = self._store.read()["flags"]
+            except (OSError, ValueError):  # unreadable: routing goes to stable anyway; keep latches
+                return
+            self._restore_from(flags)
+            for group, runtime in self._runtimes.items():
+                if not runtime.rolled_back:
+                    continue
+                if _marked(flags.get(runtime.config.flag_key)):
+                    self._mark_seen[group] = runtime.generation
+                elif self._mark_seen.get(group) == runtime.generation:
+                    self.rearm(group, origin=f"{self._store.describe()} (re-armed elsewhere)")
+
+    def _restore_from(self, flags: Mapping[str, Any]) -> list[str]:
         restored = []
         for group, runtime in self._runtimes.items():
             flag = flags.get(runtime.config.flag_key)
@@ -113,11 +139,12 @@ class RollbackController:
             )
             if record is None or runtime.rolled_back:
                 continue
-            record.flag_store = self._store.describe()
+            record.flag_store = self._store.describe() if self._store else None
             with self._lock:
                 runtime.rolled_back = True
                 runtime.last_rollback = record
                 runtime.flag_written.set()
+                self._mark_seen[group] = runtime.generation
             restored.append(group)
             logger.warning(
                 "canary rollout %r is rolled back since %s (%s: %s), as recorded in %s: it stays on "
@@ -126,7 +153,7 @@ class RollbackController:
                 record.decided_at,
                 record.kind,
                 scrub(record.reason),
-                self._store.describe(),
+                record.flag_store,
             )
         return restored
 
@@ -252,6 +279,9 @@ class RollbackController:
         """Release the latch; returns False when the group was not rolled back. ``origin``: as for
         :meth:`rollback`, the replica a broadcast re-arm came from."""
         runtime = self.runtime(model_group)
+        if origin is None and not runtime.rolled_back and isinstance(self._store, FlagdFileStore):
+            with contextlib.suppress(OSError, ValueError):  # rolled back in another process: re-arm it
+                self.restore()
         if not runtime.rolled_back:
             return False
         if origin is None and isinstance(self._store, FlagdFileStore):
@@ -366,3 +396,9 @@ class RollbackController:
         with _tracer.start_as_current_span("litellm_canary.rollback", attributes=attributes) as span:
             span.add_event("rollback", attributes=attributes)
         self.rollbacks.emit(record)
+
+
+def _marked(flag: object) -> bool:
+    """Whether a flag definition carries a rollback mark in its metadata."""
+    metadata = flag.get("metadata") if isinstance(flag, dict) else None
+    return isinstance(metadata, dict) and ROLLED_BACK_AT in metadata

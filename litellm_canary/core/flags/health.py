@@ -92,6 +92,19 @@ class ProviderHealth:
             "provider_log_suppressed": provider_log_filter.suppressed,
         }
 
+    def on_configuration_changed(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (on an SDK handler thread) whenever the provider reports changed flags,
+        e.g. the flagd file provider after it re-read its file; removed by :meth:`close`."""
+
+        def changed(_details: EventDetails) -> None:
+            try:
+                listener()
+            except Exception:  # a handler must never break the provider's event loop
+                logger.exception("a flag-change listener failed")
+
+        self._handlers.append((ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, changed))
+        self._client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, changed)
+
     def close(self) -> None:
         """Remove the event handlers."""
         for event, handler in self._handlers:

@@ -166,6 +166,10 @@ class FlagReader:
     def _probe_thread(self) -> threading.Thread | None:
         return self._breakers.probe_thread
 
+    def on_configuration_changed(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` whenever the provider reports changed flags (off the request path)."""
+        self._health.on_configuration_changed(listener)
+
     def close(self) -> None:
         """Stop the probe thread and remove the provider event handlers."""
         thread = self._breakers.stop()
