@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -86,8 +87,11 @@ class RollbackController:
         self._retry_max_s = retry_max_s
         self._lock = threading.Lock()
         self._follow_lock = threading.Lock()
-        # group -> the latch generation whose rollback mark this process saw in the flag file
-        self._mark_seen: dict[str, int] = {}
+        # Per group, from the flag file: the last rollback mark seen (each latches once), and the
+        # latch generation that mark was seen under (its removal then releases the latch).
+        self._seen_marks: dict[str, Any] = {}
+        self._marked_generation: dict[str, int] = {}
+        self._rearmed_at: dict[str, float] = {}  # wall time of each group's last re-arm
         self.rollbacks: Signal[[RollbackRecord]] = Signal("rollback")
         self.rearms: Signal[[str, str | None]] = Signal("rearm")  # (model_group, origin)
         self._closed = threading.Event()
@@ -111,9 +115,11 @@ class RollbackController:
 
     def follow_store(self) -> None:
         """Follow what other processes wrote into the flagd flag file (another ``--num_workers``
-        worker, a replica, the command line): latch every group whose flag carries a rollback mark,
-        and release a latch whose mark this process saw and that is now gone (a re-arm elsewhere).
-        Called whenever the flag provider reports changed flags; a no-op for other stores."""
+        worker, a replica, the command line): latch every group whose flag carries a rollback mark
+        this process has not seen yet, and release a latch whose mark this process saw and that is
+        now gone (a re-arm elsewhere). A mark already seen does not latch again: a newer re-arm
+        (e.g. over Redis) superseded it. Called whenever the flag provider reports changed flags;
+        a no-op for other stores."""
         if not isinstance(self._store, FlagdFileStore):
             return
         with self._follow_lock:  # handler threads run concurrently: reads are applied in order
@@ -125,18 +131,22 @@ class RollbackController:
             for group, runtime in self._runtimes.items():
                 if not runtime.rolled_back:
                     continue
-                if _marked(flags.get(runtime.config.flag_key)):
-                    self._mark_seen[group] = runtime.generation
-                elif self._mark_seen.get(group) == runtime.generation:
+                if _mark(flags.get(runtime.config.flag_key)) is not _NO_MARK:
+                    self._marked_generation[group] = runtime.generation
+                elif self._marked_generation.get(group) == runtime.generation:
                     self.rearm(group, origin=f"{self._store.describe()} (re-armed elsewhere)")
 
     def _restore_from(self, flags: Mapping[str, Any]) -> list[str]:
         restored = []
         for group, runtime in self._runtimes.items():
             flag = flags.get(runtime.config.flag_key)
-            record = restored_record(
-                group, flag.get("metadata") if isinstance(flag, dict) else None, self._clock()
-            )
+            mark = _mark(flag)
+            if mark is _NO_MARK or mark == self._seen_marks.get(group, _NO_MARK):
+                continue
+            self._seen_marks[group] = mark
+            if isinstance(mark, int | float) and mark <= self._rearmed_at.get(group, -math.inf):
+                continue  # a re-arm here (or adopted over Redis) came after that rollback
+            record = restored_record(group, (flag or {}).get("metadata"), self._clock())
             if record is None or runtime.rolled_back:
                 continue
             record.flag_store = self._store.describe() if self._store else None
@@ -144,7 +154,7 @@ class RollbackController:
                 runtime.rolled_back = True
                 runtime.last_rollback = record
                 runtime.flag_written.set()
-                self._mark_seen[group] = runtime.generation
+                self._marked_generation[group] = runtime.generation
             restored.append(group)
             logger.warning(
                 "canary rollout %r is rolled back since %s (%s: %s), as recorded in %s: it stays on "
@@ -299,6 +309,7 @@ class RollbackController:
                 return False
             runtime.generation += 1
             runtime.rolled_back = False
+            self._rearmed_at[model_group] = self._wall_clock()
             runtime.flag_write_pending = False
             runtime.pins.rearm()
         logger.info("canary rollout %r re-armed%s", model_group, f" (from {origin})" if origin else "")
@@ -398,7 +409,10 @@ class RollbackController:
         self.rollbacks.emit(record)
 
 
-def _marked(flag: object) -> bool:
-    """Whether a flag definition carries a rollback mark in its metadata."""
+_NO_MARK = object()
+
+
+def _mark(flag: Any) -> Any:
+    """The rollback mark in a flag definition's metadata (any value: "rolled back"), or ``_NO_MARK``."""
     metadata = flag.get("metadata") if isinstance(flag, dict) else None
-    return isinstance(metadata, dict) and ROLLED_BACK_AT in metadata
+    return metadata.get(ROLLED_BACK_AT, _NO_MARK) if isinstance(metadata, dict) else _NO_MARK

@@ -349,9 +349,12 @@ def test_two_replicas_follow_one_rollback(proxies: Proxies) -> None:
     wait_until(
         lambda: chat_side(second) == "stable", FOLLOW_S, what="the second replica to follow the flag file"
     )
-    assert (
-        second.admin("GET", "/canary/status").json()["groups"]["chat"]["state"] == "armed"
-    )  # flag, no latch
+    # ... and latches too, from the rollback mark that came with the flag (so it also says so)
+    wait_until(
+        lambda: second.admin("GET", "/canary/status").json()["groups"]["chat"]["state"] == "rolled_back",
+        FOLLOW_S,
+        what="the second replica to latch",
+    )
     for replica in (first, second):
         reset(replica, proxies.shared_flags, Side.STABLE)
 
