@@ -43,22 +43,26 @@ class LiteLLMProxy:
     def __init__(
         self,
         directory: Path,
-        config: dict[str, Any],
+        config: dict[str, Any] | str,
         name: str,
         *,
         token: str | None = None,
         num_workers: int = 1,
+        master_key: str | None = None,
+        port: int | None = None,
     ) -> None:
         if num_workers < 1:
             raise ValueError(f"num_workers must be positive, got {num_workers}")
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.name = name
         self.num_workers = num_workers
-        self.master_key = "sk-" + secrets.token_hex(16)
-        self.token = token or secrets.token_urlsafe(24)
+        self.master_key = master_key or "sk-" + secrets.token_hex(16)
+        self.token = secrets.token_urlsafe(24) if token is None else token  # "": no admin token
         self.config_path = directory / f"proxy-{name}.yaml"
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        # a string is a config file's text, written as it is
+        text = config if isinstance(config, str) else yaml.safe_dump(config, sort_keys=False)
+        self.config_path.write_text(text)
         self.log_path = directory / f"proxy-{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None

@@ -26,8 +26,9 @@ from litellm_canary.core.decision import Side
 from litellm_canary.core.flags import FlagdFileStore
 from litellm_canary.testing.fake_upstream import FakeUpstream
 from litellm_canary.testing.gateway_process import wait_until
+from litellm_canary.testing.litellm_proxy import UpstreamProcess
 from tests.support import REPO
-from tests.support.proxy_process import ProxyProcess, ServedUpstream
+from tests.support.proxy_process import ProxyProcess
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
@@ -47,7 +48,7 @@ class Proxies:
         master_key = "sk-" + secrets.token_hex(16)
         self.main = ProxyProcess(directory, self._main_config(master_key), self.token, "main", master_key)
         # the replicas: the example config, only ports and the flag file path changed
-        self.served = [ServedUpstream("stable", STABLE_ANSWER), ServedUpstream("canary", CANARY_ANSWER)]
+        self.served = [UpstreamProcess("stable", STABLE_ANSWER), UpstreamProcess("canary", CANARY_ANSWER)]
         self.shared_flags = directory / "shared-flags.json"
         example = yaml.safe_load(EXAMPLE.read_text())
         self.replicas = [
