@@ -63,8 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings, as_json = parse_args(argv)
-    result = report.without_stray_prints(lambda: measure(settings))
-    report.emit(result, as_json, summary_lines)
+    report.measure_and_emit(lambda: measure(settings), as_json, summary_lines)
     return 0
 
 

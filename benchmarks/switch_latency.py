@@ -109,8 +109,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings, as_json = parse_args(argv)
-    result = report.without_stray_prints(lambda: switch.measure(settings))
-    report.emit(result, as_json, switch_report.summary_lines)
+    report.measure_and_emit(lambda: switch.measure(settings), as_json, switch_report.summary_lines)
     return 0
 
 

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-__all__ = ["emit", "quantile", "rounded", "table", "without_stray_prints"]
+__all__ = ["emit", "measure_and_emit", "quantile", "rounded", "table", "without_stray_prints"]
 
 T = TypeVar("T")
 
@@ -49,3 +49,10 @@ def without_stray_prints(measure: Callable[[], T]) -> T:
 def emit(result: dict[str, Any], as_json: bool, summary: Callable[[dict[str, Any]], list[str]]) -> None:
     """Print ``result`` as one JSON line, or its human summary."""
     print(json.dumps(result) if as_json else "\n".join(summary(result)), flush=True)
+
+
+def measure_and_emit(
+    measure: Callable[[], dict[str, Any]], as_json: bool, summary: Callable[[dict[str, Any]], list[str]]
+) -> None:
+    """Run ``measure`` (stray prints to stderr), then print its result: the body of every benchmark."""
+    emit(without_stray_prints(measure), as_json, summary)

@@ -98,8 +98,7 @@ def run_switch(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise CliError(f"bench switch: {error}", BAD_INPUT) from None
-    result = report.without_stray_prints(lambda: switch.measure(settings))
-    report.emit(result, args.json, switch_report.summary_lines)
+    report.measure_and_emit(lambda: switch.measure(settings), args.json, switch_report.summary_lines)
     return 0
 
 
@@ -112,8 +111,7 @@ def run_overhead(args: argparse.Namespace) -> int:
         settings = overhead.default_settings(args.quick, iterations=args.iterations)
     except ValueError as error:
         raise CliError(f"bench overhead: {error}", BAD_INPUT) from None
-    result = report.without_stray_prints(lambda: overhead.measure(settings))
-    report.emit(result, args.json, overhead.summary_lines)
+    report.measure_and_emit(lambda: overhead.measure(settings), args.json, overhead.summary_lines)
     return 0
 
 
@@ -129,8 +127,9 @@ def run_proxy(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CliError(f"bench proxy: {error}", BAD_INPUT) from None
     try:
-        result = report.without_stray_prints(lambda: proxy_overhead.measure(settings))
+        report.measure_and_emit(
+            lambda: proxy_overhead.measure(settings), args.json, proxy_overhead.summary_lines
+        )
     except (RuntimeError, OSError) as error:  # a process did not start (no `litellm`?), a wait timed out
         raise CliError(f"bench proxy: {error}", FAILED_ON_THE_WAY) from None
-    report.emit(result, args.json, proxy_overhead.summary_lines)
     return 0

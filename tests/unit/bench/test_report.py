@@ -37,6 +37,16 @@ def test_stray_prints_go_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     assert captured.out == "" and captured.err == "noise\n"
 
 
+def test_measure_and_emit_keeps_stray_prints_out_of_the_json(capsys: pytest.CaptureFixture[str]) -> None:
+    def measure() -> dict[str, int]:
+        print("a library talking")
+        return {"flips": 3}
+
+    report.measure_and_emit(measure, True, lambda result: ["never"])
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"flips": 3} and captured.err == "a library talking\n"
+
+
 def test_switch_defaults_overrides_and_refusals() -> None:
     full, quick = switch_setup.default_settings(), switch_setup.default_settings(quick=True)
     assert (full.clients, full.flips) == (200, 100)
