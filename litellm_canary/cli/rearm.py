@@ -13,7 +13,7 @@ from typing import Any
 import litellm_canary.cli.replica_targets as targets
 from litellm_canary.cli.admin_client import admin_request, read_token
 from litellm_canary.cli.errors import FAILED_ON_THE_WAY, CliError
-from litellm_canary.core.rollback_record import ROLLED_BACK_AT
+from litellm_canary.core.rollback_record import rearm_metadata
 from litellm_canary.release.canary_window import FlagMetadataWindowStore, WindowState
 
 __all__ = ["add_parser", "run"]
@@ -90,6 +90,7 @@ def _via_config(args: argparse.Namespace) -> dict[str, Any]:
 
         def write() -> None:
             store.set_canary_percent(rollout.flag_key, share)
+            store.update_metadata(rollout.flag_key, rearm_metadata(time.time()))
             # A re-armed canary is judged afresh: a new canary window, as Canary.rearm opens.
             FlagMetadataWindowStore(store).save(rollout.flag_key, WindowState(time.time(), rollout.window_h))
 
@@ -99,7 +100,7 @@ def _via_config(args: argparse.Namespace) -> dict[str, Any]:
     if percent is None and store is not None:
         try:  # the re-arm is recorded with the flag (the canary window's rolled-back mark goes)
             if rollout.flag_key in store.read()["flags"]:
-                store.update_metadata(rollout.flag_key, {ROLLED_BACK_AT: None})
+                store.update_metadata(rollout.flag_key, rearm_metadata(time.time()))
         except Exception as error:
             raise CliError(f"cannot write flag file {store.path}: {error}", FAILED_ON_THE_WAY) from None
         report["lines"].append(

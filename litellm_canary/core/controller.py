@@ -30,11 +30,14 @@ from litellm_canary.core.pins import RolloutPins
 from litellm_canary.core.redact import clean_text, clean_value, scrub, scrub_value
 from litellm_canary.core.rollback_record import (
     KINDS,
-    ROLLED_BACK_AT,
+    NO_MARK,
     RollbackKind,
     RollbackRecord,
     iso_time,
+    rearm_metadata,
+    rearmed_after,
     restored_record,
+    rollback_mark,
 )
 
 logger = logging.getLogger("litellm_canary.controller")
@@ -131,17 +134,20 @@ class RollbackController:
             for group, runtime in self._runtimes.items():
                 if not runtime.rolled_back:
                     continue
-                if _mark(flags.get(runtime.config.flag_key)) is not _NO_MARK:
+                flag = flags.get(runtime.config.flag_key)
+                if rollback_mark(flag) is not NO_MARK:
                     self._marked_generation[group] = runtime.generation
-                elif self._marked_generation.get(group) == runtime.generation:
+                elif self._marked_generation.get(group) == runtime.generation and rearmed_after(
+                    flag, self._seen_marks.get(group)
+                ):
                     self.rearm(group, origin=f"{self._store.describe()} (re-armed elsewhere)")
 
     def _restore_from(self, flags: Mapping[str, Any]) -> list[str]:
         restored = []
         for group, runtime in self._runtimes.items():
             flag = flags.get(runtime.config.flag_key)
-            mark = _mark(flag)
-            if mark is _NO_MARK or mark == self._seen_marks.get(group, _NO_MARK):
+            mark = rollback_mark(flag)
+            if mark is NO_MARK or mark == self._seen_marks.get(group, NO_MARK):
                 continue
             self._seen_marks[group] = mark
             if isinstance(mark, int | float) and mark <= self._rearmed_at.get(group, -math.inf):
@@ -298,7 +304,7 @@ class RollbackController:
             # Clear the persisted mark first: a re-arm that cannot be recorded is not done (a restart
             # would otherwise come back rolled back while this process serves the canary).
             try:
-                self._store.update_metadata(runtime.config.flag_key, {ROLLED_BACK_AT: None})
+                self._store.update_metadata(runtime.config.flag_key, rearm_metadata(self._wall_clock()))
             except Exception as error:
                 raise RuntimeError(
                     f"re-arm of {model_group!r} not done: cannot clear the rollback mark in "
@@ -407,12 +413,3 @@ class RollbackController:
         with _tracer.start_as_current_span("litellm_canary.rollback", attributes=attributes) as span:
             span.add_event("rollback", attributes=attributes)
         self.rollbacks.emit(record)
-
-
-_NO_MARK = object()
-
-
-def _mark(flag: Any) -> Any:
-    """The rollback mark in a flag definition's metadata (any value: "rolled back"), or ``_NO_MARK``."""
-    metadata = flag.get("metadata") if isinstance(flag, dict) else None
-    return metadata.get(ROLLED_BACK_AT, _NO_MARK) if isinstance(metadata, dict) else _NO_MARK

@@ -22,11 +22,16 @@ __all__ = [
     "LAST_ROLLBACK_AT",
     "LAST_ROLLBACK_KIND",
     "LAST_ROLLBACK_REASON",
+    "NO_MARK",
+    "REARMED_AT",
     "ROLLED_BACK_AT",
     "RollbackKind",
     "RollbackRecord",
     "iso_time",
+    "rearm_metadata",
+    "rearmed_after",
     "restored_record",
+    "rollback_mark",
 ]
 
 RollbackKind = Literal["manual", "automatic", "alert", "drill"]
@@ -37,6 +42,10 @@ KINDS = ("manual", "automatic", "alert", "drill")
 # it. ``rolled_back_at`` is present exactly while the group is rolled back (the canary window reads
 # it too); the ``last_rollback_*`` keys stay after a re-arm as the record of the last rollback.
 ROLLED_BACK_AT = "litellm_canary.rolled_back_at"
+# A re-arm removes ``rolled_back_at`` and says so with ``rearmed_at`` (wall time): processes that
+# latched from the mark release only on this explicit word, never because a rewrite of the file
+# dropped the metadata (when in doubt, stable).
+REARMED_AT = "litellm_canary.rearmed_at"
 LAST_ROLLBACK_AT = "litellm_canary.last_rollback_at"
 LAST_ROLLBACK_KIND = "litellm_canary.last_rollback_kind"
 LAST_ROLLBACK_REASON = "litellm_canary.last_rollback_reason"
@@ -133,3 +142,29 @@ def restored_record(
         decided_wall=wall,
         restored=True,
     )
+
+
+def rearm_metadata(wall: float) -> dict[str, float | None]:
+    """The flag metadata change that records a re-arm at ``wall`` (Unix seconds)."""
+    return {ROLLED_BACK_AT: None, REARMED_AT: wall}
+
+
+NO_MARK: Any = object()
+"""What :func:`rollback_mark` returns for a flag without a rollback mark."""
+
+
+def rollback_mark(flag: Any) -> Any:
+    """The rollback mark in a flag definition's metadata (any value means "rolled back"), or
+    :data:`NO_MARK`."""
+    metadata = flag.get("metadata") if isinstance(flag, Mapping) else None
+    return metadata.get(ROLLED_BACK_AT, NO_MARK) if isinstance(metadata, Mapping) else NO_MARK
+
+
+def rearmed_after(flag: Any, mark: Any) -> bool:
+    """Whether ``flag`` records a re-arm at or after the rollback ``mark`` (a file rewritten without
+    our metadata records none)."""
+    metadata = flag.get("metadata") if isinstance(flag, Mapping) else None
+    rearmed = metadata.get(REARMED_AT) if isinstance(metadata, Mapping) else None
+    if not isinstance(rearmed, int | float) or isinstance(rearmed, bool):
+        return False
+    return not isinstance(mark, int | float) or rearmed >= mark

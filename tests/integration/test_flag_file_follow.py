@@ -13,7 +13,9 @@ from litellm import Router
 
 import litellm_canary
 from litellm_canary import Canary
-from litellm_canary.core.rollback_record import ROLLED_BACK_AT
+from litellm_canary.core.decision import Side
+from litellm_canary.core.flags import FlagdFileStore
+from litellm_canary.core.rollback_record import REARMED_AT, ROLLED_BACK_AT
 from litellm_canary.testing.gateway_process import wait_until
 from tests.support.helpers import chat_rollout, deployment
 
@@ -60,6 +62,23 @@ def test_a_rearm_in_either_worker_releases_both(workers: tuple[Canary, Canary]) 
     assert _state(second) == "armed"
     wait_until(lambda: _state(first) == "armed", FOLLOW_S, what="worker 1 to follow the re-arm")
     second.set_canary_percent("chat", 20)  # neither refuses any more
+
+
+def test_a_file_rewritten_without_the_mark_does_not_release_anybody(
+    workers: tuple[Canary, Canary], tmp_path: Path
+) -> None:
+    first, second = workers
+    first.rollback("chat", "bad canary")
+    wait_until(lambda: _state(second) == "rolled_back", FOLLOW_S, what="worker 2 to latch")
+    # e.g. a config-management sync puts its own copy of the file back: the canary at 100 %, no metadata
+    path = tmp_path / "flags.json"
+    FlagdFileStore(tmp_path / "other.json").set_side("chat-canary", Side.CANARY)
+    (tmp_path / "other.json").replace(path)
+    for canary in workers:  # what each one's provider-change handler runs once it reloads the file
+        canary.controller.follow_store()
+    # when in doubt, stable: no word of a re-arm, so both stay latched and say so
+    assert _state(first) == _state(second) == "rolled_back"
+    assert ROLLED_BACK_AT not in path.read_text() and REARMED_AT not in path.read_text()
 
 
 def test_a_rearm_reaches_a_worker_that_has_not_followed_the_rollback_yet(tmp_path: Path) -> None:
