@@ -1,8 +1,10 @@
 """User feedback on served responses, attributed to the side and deployment that served them.
 
 The success callback of every real canary-managed attempt hands :meth:`FeedbackBook.served` the
-response id and who served it; a bounded map (``cachetools.TTLCache``: ``feedback.max_responses``
-entries, each kept ``feedback.ttl_s``) remembers them, so feedback arriving later —
+response id and who served it; a bounded map
+(:class:`~litellm_canary.detection.served_responses.ServedResponses`: ``feedback.max_responses``
+entries, each kept ``feedback.ttl_s``, no garbage-collected object per entry) remembers them, so
+feedback arriving later —
 ``Canary.record_feedback(response_id, score)`` or ``POST /canary/feedback`` — lands on the right side.
 Probes never enter the map (they are not user traffic). One score counts per response: a second
 score for the same response replaces the first.
@@ -22,14 +24,12 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
-
-from cachetools import TTLCache
 
 from litellm_canary.core.decision import Side
 from litellm_canary.core.outcomes import Outcome
 from litellm_canary.detection.rules import EvalScores
+from litellm_canary.detection.served_responses import Served, ServedResponses
 
 logger = logging.getLogger("litellm_canary.feedback")
 
@@ -41,16 +41,6 @@ class UnknownResponse(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "unknown response id"
-
-
-@dataclass(slots=True)
-class Served:
-    """Who served one response, and the feedback score it got (if any)."""
-
-    model_group: str
-    side: Side
-    deployment_id: str
-    score: float | None = None
 
 
 def validate_score(score: object) -> float:
@@ -79,7 +69,7 @@ class FeedbackBook:
         ttl_s: float = 24 * 3600.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._served: TTLCache[str, Served] = TTLCache(maxsize=max_responses, ttl=ttl_s, timer=clock)
+        self._served = ServedResponses(max_responses, ttl_s, clock)
         self._lock = threading.Lock()
         self._groups = tuple(model_groups)
         # (group, side) -> [count, sum]; (group, side, deployment) -> [count, sum]
@@ -105,7 +95,7 @@ class FeedbackBook:
         if response_id is None:
             return
         with self._lock:
-            self._served[response_id] = Served(outcome.model_group, outcome.side, outcome.deployment_id)
+            self._served.remember(response_id, outcome.model_group, outcome.side, outcome.deployment_id)
 
     def record(self, response_id: str, score: object) -> dict[str, Any]:
         """Record ``score`` for ``response_id``; raises :class:`UnknownResponse` or ``ValueError``."""
@@ -121,7 +111,7 @@ class FeedbackBook:
                     "canary-managed group, or older than the feedback TTL)"
                 )
             previous = served.score
-            served.score = value
+            self._served.set_score(response_id, value)
             group, side = served.model_group, served.side.value
             for tally in (
                 self._sides.setdefault((group, side), [0.0, 0.0]),
