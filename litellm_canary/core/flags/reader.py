@@ -2,8 +2,9 @@
 (:func:`targeting_key`).
 
 Reading goes through the OpenFeature API only (the provider the application set, in the configured
-domain). A flag answers ``"canary"``/``"stable"`` (string) or ``true``/``false`` (boolean); anything
-else — unknown variant, missing flag, provider error, provider not ready — reads as "no answer",
+domain; straight at that provider when the SDK would add nothing, :mod:`.direct_evaluation`). A
+flag answers ``"canary"``/``"stable"`` (string) or ``true``/``false`` (boolean); anything else —
+unknown variant, missing flag, provider error, provider not ready — reads as "no answer",
 which the decision turns into stable. Evaluations never raise into a request; each failure cause is
 counted and logged once per cause per minute. The provider's health and the read-time breaker are
 the reader's parts (:mod:`.health`, :mod:`.breaker`).
@@ -23,11 +24,12 @@ from openfeature import api
 from openfeature.client import OpenFeatureClient
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
-from openfeature.flag_evaluation import FlagResolutionDetails
+from openfeature.flag_evaluation import FlagEvaluationDetails, FlagType
 
 from litellm_canary.core.config import FlagReadConfig
 from litellm_canary.core.decision import Side
 from litellm_canary.core.flags.breaker import BREAKER_OPEN, ReadBreakers
+from litellm_canary.core.flags.direct_evaluation import evaluate
 from litellm_canary.core.flags.health import ProviderHealth
 from litellm_canary.core.flags.log_limit import LogThrottle
 
@@ -105,10 +107,10 @@ class FlagReader:
         """One evaluation, nothing counted: the read and a detail for the log."""
         try:
             if flag_key in self._boolean_flags:
-                return _boolean_read(self._client.get_boolean_details(flag_key, False, context)), ""
-            details = self._client.get_string_details(flag_key, "stable", context)
+                return _boolean_read(evaluate(self._client, FlagType.BOOLEAN, flag_key, False, context)), ""
+            details = evaluate(self._client, FlagType.STRING, flag_key, "stable", context)
             if details.error_code is ErrorCode.TYPE_MISMATCH:
-                boolean = self._client.get_boolean_details(flag_key, False, context)
+                boolean = evaluate(self._client, FlagType.BOOLEAN, flag_key, False, context)
                 if boolean.error_code is None:
                     self._boolean_flags.add(flag_key)
                 return _boolean_read(boolean), ""
@@ -178,7 +180,7 @@ class FlagReader:
             thread.join(5)
 
 
-def _boolean_read(details: FlagResolutionDetails[bool] | Any) -> FlagRead:
+def _boolean_read(details: FlagEvaluationDetails[Any]) -> FlagRead:
     if details.error_code is not None:
         cause = str(details.error_code.value)
         return FlagRead(None, cause, cause)
