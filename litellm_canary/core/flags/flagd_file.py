@@ -117,12 +117,24 @@ class FlagdFileStore:
 
 
 def flagd_file_provider(path: str | Path, poll_ms: int = 100) -> AbstractProvider:
-    """The flagd provider in in-process file mode (no flagd daemon needed), polling ``path``."""
+    """The flagd provider in in-process file mode (no flagd daemon needed), polling ``path``.
+
+    Its one provider hook (flagd's ``SyncMetadataHook``) adds the sync metadata a flagd *sync
+    stream* sends; a file sends none, so the hook adds nothing and is left out while that holds. A
+    provider without hooks lets a flag read skip the SDK's hook machinery
+    (:mod:`~litellm_canary.core.flags.direct_evaluation`)."""
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType
 
+    class FileFlagdProvider(FlagdProvider):
+        def get_provider_hooks(self) -> list[Any]:
+            # enriched_context: what the sync stream sent; absent (another flagd version): keep hooks
+            if getattr(self, "enriched_context", True):
+                return list(super().get_provider_hooks())
+            return []
+
     quiet_flagd_logs()
-    provider: AbstractProvider = FlagdProvider(
+    provider: AbstractProvider = FileFlagdProvider(
         resolver_type=ResolverType.IN_PROCESS, offline_flag_source_path=str(path), deadline_ms=poll_ms
     )
     return provider

@@ -92,6 +92,31 @@ def test_the_direct_answer_is_the_sdk_answer_for_every_provider_we_ship(tmp_path
             api.clear_providers()
 
 
+def test_our_flagd_file_provider_read_directly_answers_as_the_stock_flagd_provider(tmp_path: Path) -> None:
+    """Ours drops flagd's sync-metadata hook (a file sends no sync metadata): no provider hook, so
+    reads take the direct path, and their answers are those of the stock provider with its hook."""
+    from openfeature.contrib.provider.flagd import FlagdProvider
+    from openfeature.contrib.provider.flagd.config import ResolverType
+
+    path = tmp_path / "flags.json"
+    path.write_text(json.dumps(_flagd_document()))
+    ours = flagd_file_provider(path, poll_ms=1000)
+    stock = FlagdProvider(resolver_type=ResolverType.IN_PROCESS, offline_flag_source_path=str(path))
+    assert stock.get_provider_hooks(), "the stock provider has its hook (else this test proves nothing)"
+    api.set_provider_and_wait(ours, DOMAIN)
+    api.set_provider_and_wait(stock, "stock-flagd")
+    try:
+        assert ours.get_provider_hooks() == []
+        stock_client = api.get_client("stock-flagd")
+        for flag_key, flag_type, default in READS:
+            for context in CONTEXTS:
+                direct = evaluate(api.get_client(DOMAIN), flag_type, flag_key, default, context)
+                sdk = stock_client.evaluate_flag_details(flag_type, flag_key, default, context)
+                _same(direct, sdk)
+    finally:
+        api.clear_providers()
+
+
 class _Raising(AbstractProvider):
     def __init__(self, error: Exception) -> None:
         self.error = error
