@@ -1,11 +1,14 @@
 """What the canary callback costs a real LiteLLM proxy under streaming load (with / without, one
-run, alternating rounds), and how fast a rollback reaches every worker of a ``--num_workers 2``
-proxy: what is measured and why is documented in :mod:`litellm_canary.bench.proxy_overhead`.
+run, both proxies loaded at once in each round, or alternating), and how fast a rollback reaches
+every worker of a ``--num_workers 2`` proxy: what is measured and why is documented in
+:mod:`litellm_canary.bench.proxy_overhead`.
 
-Targets (reported, not enforced): ``throughput_ratio >= 0.97``, ``p99_added_ms <= 1``.
+Targets (reported, not enforced, each with a verdict met / missed / not_resolved): ``cpu_ratio <=
+1.03``, ``throughput_ratio >= 0.97``, ``p99_added_ms <= 1``; workers phase ``confirmed_ms`` p99 <=
+the flag poll interval + 50 ms.
 
     python benchmarks/proxy_overhead.py [--json] [--quick] [--clients N] [--requests N] [--rounds N]
-        [--warmup N] [--canary-percent P] [--flips N] [--workers N]
+        [--warmup N] [--canary-percent P] [--flips N] [--workers N] [--schedule paired|alternating]
 
 The measurement lives in :mod:`litellm_canary.bench.proxy_overhead` (also ``litellm-canary bench
 proxy``); this script only exposes all of its settings.
@@ -22,7 +25,8 @@ from collections.abc import Sequence
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from litellm_canary.bench import report
-from litellm_canary.bench.proxy_overhead import measure, summary_lines
+from litellm_canary.bench.proxy_overhead import measure
+from litellm_canary.bench.proxy_report import summary_lines
 from litellm_canary.bench.proxy_setup import Settings, default_settings
 
 
@@ -33,7 +37,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
     parser.add_argument("--quick", action="store_true", help="a short smoke run (small counts)")
     parser.add_argument("--clients", type=int, help="concurrent streaming clients (default 32)")
     parser.add_argument("--requests", type=int, help="requests per configuration per round (default 400)")
-    parser.add_argument("--rounds", type=int, help="alternating rounds (default 8)")
+    parser.add_argument("--rounds", type=int, help="rounds of both configurations (default 8)")
+    parser.add_argument(
+        "--schedule",
+        metavar="paired|alternating",
+        help="both proxies loaded at once per round (paired, default) or one after the other",
+    )
     parser.add_argument("--warmup", type=int, help="untimed requests per configuration (default 100)")
     parser.add_argument(
         "--canary-percent", type=float, help="users the flag sends to the canary (default 10)"
@@ -55,6 +64,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
             canary_percent=args.canary_percent,
             flips=args.flips,
             workers=args.workers,
+            schedule=args.schedule,
         )
     except ValueError as error:
         parser.error(str(error))

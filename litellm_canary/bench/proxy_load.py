@@ -1,12 +1,22 @@
 """``bench proxy``'s load: concurrent streaming clients (the official ``openai`` ``AsyncOpenAI``)
-against a running LiteLLM proxy, and the interleaved rounds that compare two proxies.
+against a running LiteLLM proxy, and the rounds that compare two proxies.
 
 Each round sends ``requests`` streamed chat completions to one proxy from ``clients`` concurrent
 coroutines (each takes the next request number until all are sent), and records per request the
 latency (call to the end of the stream), the time to the first content token (TTFT), the served
-deployment (LiteLLM's ``x-litellm-model-id`` response header) and whether it failed. The rounds
-alternate which proxy goes first (A B, B A, A B, ...), so drift and other work on the machine hit
-both alike. Every request carries a distinct end user (the canary's stickiness key).
+deployment (LiteLLM's ``x-litellm-model-id`` response header) and whether it failed; per round the
+wall time and, given the proxy's :class:`~litellm_canary.bench.proc_cpu.ProcessCpu`, the CPU the
+proxy process consumed from the round's start to its end. Every request carries a distinct end user
+(the canary's stickiness key).
+
+Two schedules (``SCHEDULES``) for the rounds of two proxies:
+
+* ``paired``: both proxies are loaded **at the same time** in each round (their ``clients`` and
+  ``requests`` each), so the machine's drift between rounds hits both alike within the round. The
+  proxy that finishes first leaves the other the machine for the rest of its round, which flatters
+  the slower one's wall-time figures a little; CPU per request is not affected.
+* ``alternating``: one proxy after the other, alternating which goes first (A B, B A, A B, ...);
+  the machine's speed may drift between the two halves of a round.
 """
 
 from __future__ import annotations
@@ -15,17 +25,31 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
 
-__all__ = ["Request", "RoundRun", "Target", "alternating_rounds", "run_round", "stream_once"]
+from litellm_canary.bench.proc_cpu import ProcessCpu
+
+__all__ = [
+    "PAIRED",
+    "SCHEDULES",
+    "Request",
+    "RoundRun",
+    "Target",
+    "alternating_rounds",
+    "run_round",
+    "scheduled_round",
+    "stream_once",
+]
 
 logger = logging.getLogger("litellm_canary.bench.proxy_load")
 
 MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
+PAIRED = "paired"
+SCHEDULES = (PAIRED, "alternating")
 
 
 @dataclass(frozen=True)
@@ -51,6 +75,8 @@ class RoundRun:
     target: str
     elapsed_s: float = 0.0
     requests: list[Request] = field(default_factory=list)
+    cpu_s: float | None = None  # CPU the proxy process consumed during the round; None: unknown
+    cpu_unavailable: str | None = None  # why cpu_s is None
 
     @property
     def served(self) -> Counter[str]:
@@ -98,10 +124,18 @@ async def stream_once(client: openai.AsyncOpenAI, model: str, user: str) -> Requ
 
 
 async def run_round(
-    client: openai.AsyncOpenAI, target: str, model: str, requests: int, clients: int, user_prefix: str
+    client: openai.AsyncOpenAI,
+    target: str,
+    model: str,
+    requests: int,
+    clients: int,
+    user_prefix: str,
+    cpu: ProcessCpu | None = None,
 ) -> RoundRun:
-    """``requests`` streams from ``clients`` concurrent coroutines; the round's wall time and records."""
+    """``requests`` streams from ``clients`` concurrent coroutines; the round's wall time, records
+    and (with ``cpu``, the proxy process's) CPU seconds."""
     run = RoundRun(target)
+    cpu_start = cpu.seconds() if cpu else None
     numbers: Iterator[int] = iter(range(requests))
 
     async def worker() -> None:
@@ -111,9 +145,22 @@ async def run_round(
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(min(clients, requests))))
     run.elapsed_s = time.perf_counter() - start
+    if cpu is not None:
+        run.cpu_s = cpu.since(cpu_start)
+        run.cpu_unavailable = cpu.unavailable if run.cpu_s is None else None
     return run
 
 
 def alternating_rounds(first: str, second: str, rounds: int) -> list[tuple[str, str]]:
     """The order of each round: ``first`` leads the even rounds, ``second`` the odd ones."""
     return [(first, second) if index % 2 == 0 else (second, first) for index in range(rounds)]
+
+
+async def scheduled_round(
+    schedule: str, order: Sequence[str], run: Callable[[str], Awaitable[RoundRun]]
+) -> list[RoundRun]:
+    """One round of every configuration in ``order``: all at the same time (``paired``) or one after
+    the other in that order (``alternating``)."""
+    if schedule == PAIRED:
+        return list(await asyncio.gather(*(run(name) for name in order)))
+    return [await run(name) for name in order]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from litellm_canary.bench.proxy_load import PAIRED, SCHEDULES
 from litellm_canary.core.decision import Side
 from litellm_canary.core.flags import FlagdFileStore
 from litellm_canary.testing.litellm_proxy import LiteLLMProxy, UpstreamProcess
@@ -24,6 +25,7 @@ from litellm_canary.testing.litellm_proxy import LiteLLMProxy, UpstreamProcess
 __all__ = [
     "CANARY_ID",
     "FLAG_KEY",
+    "FLAG_POLL_MS",
     "GROUP",
     "STABLE_ID",
     "Rig",
@@ -45,11 +47,12 @@ FLAG_POLL_MS = 50
 class Settings:
     clients: int  # concurrent streaming clients
     requests: int  # streamed requests per configuration per round
-    rounds: int  # rounds; each runs both configurations, the first alternating (A B, B A, ...)
+    rounds: int  # rounds; each runs both configurations as the schedule says
     warmup: int  # untimed requests per configuration first
     canary_percent: float  # users the flag sends to the canary in the canary proxy
     flips: int  # rollback / re-arm cycles of the --num_workers 2 phase (0: skip that phase)
     workers: int  # workers of the propagation phase's proxy
+    schedule: str = PAIRED  # "paired" (both proxies at once per round) or "alternating"
 
 
 def default_settings(quick: bool = False, **overrides: Any) -> Settings:
@@ -74,6 +77,8 @@ def default_settings(quick: bool = False, **overrides: Any) -> Settings:
             raise ValueError(f"{name} must not be negative, got {getattr(settings, name)}")
     if not 0 <= settings.canary_percent <= 100:
         raise ValueError(f"canary_percent must be within 0..100, got {settings.canary_percent}")
+    if settings.schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {settings.schedule!r}")
     if settings.workers < 2:
         raise ValueError(f"workers must be at least 2 (the propagation phase), got {settings.workers}")
     return settings

@@ -64,7 +64,13 @@ def add_parser(commands: Any) -> None:
     proxy = kinds.add_parser("proxy", help="the canary callback's cost in a real LiteLLM proxy under load")
     proxy.add_argument("--clients", type=int, help="concurrent streaming clients (default 32)")
     proxy.add_argument("--requests", type=int, help="requests per configuration per round (default 400)")
-    proxy.add_argument("--rounds", type=int, help="alternating rounds (default 8)")
+    proxy.add_argument("--rounds", type=int, help="rounds of both configurations (default 8)")
+    proxy.add_argument(
+        "--schedule",
+        metavar="paired|alternating",
+        help="paired: both proxies loaded at the same time in each round (default); alternating: one "
+        "after the other",
+    )
     proxy.add_argument(
         "--flips", type=int, help="rollbacks of the --num_workers 2 phase (default 10; 0 skips)"
     )
@@ -118,17 +124,22 @@ def run_overhead(args: argparse.Namespace) -> int:
 def run_proxy(args: argparse.Namespace) -> int:
     """Run ``bench proxy``; 0 when it ran (its targets are reported, not enforced)."""
     _quiet()
-    from litellm_canary.bench import proxy_overhead, proxy_setup, report
+    from litellm_canary.bench import proxy_overhead, proxy_report, proxy_setup, report
 
     try:
         settings = proxy_setup.default_settings(
-            args.quick, clients=args.clients, requests=args.requests, rounds=args.rounds, flips=args.flips
+            args.quick,
+            clients=args.clients,
+            requests=args.requests,
+            rounds=args.rounds,
+            flips=args.flips,
+            schedule=args.schedule,
         )
     except ValueError as error:
         raise CliError(f"bench proxy: {error}", BAD_INPUT) from None
     try:
         report.measure_and_emit(
-            lambda: proxy_overhead.measure(settings), args.json, proxy_overhead.summary_lines
+            lambda: proxy_overhead.measure(settings), args.json, proxy_report.summary_lines
         )
     except (RuntimeError, OSError) as error:  # a process did not start (no `litellm`?), a wait timed out
         raise CliError(f"bench proxy: {error}", FAILED_ON_THE_WAY) from None

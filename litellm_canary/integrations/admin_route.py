@@ -2,7 +2,9 @@
 
 This module owns that one admin endpoint: it checks the query (every error names the parameter)
 and answers with what :func:`litellm_canary.core.route_probe.probe_route` decided, without calling
-an upstream. It gets a narrow callable (``route(group, user=..., session_id=...)``, raising
+an upstream, plus the ``pid`` of the process that answered (one per ``--num_workers`` worker, so a
+client on a new connection per probe can tell which worker decided). It gets a narrow callable
+(``route(group, user=..., session_id=...)``, raising
 :class:`~litellm_canary.core.controller.UnknownModelGroup`), never the ``Canary`` handle;
 authentication and the JSON error contract are the admin app's (:mod:`.admin_api`).
 """
@@ -10,6 +12,7 @@ authentication and the JSON error contract are the admin app's (:mod:`.admin_api
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
@@ -57,7 +60,8 @@ def route_endpoint(route: RouteProbe) -> Callable[[Request], Awaitable[Response]
             decided = route(group, user=values["user"], session_id=values["session_id"])
         except UnknownModelGroup as error:
             raise HTTPException(404, f"group: {error}") from None
-        body = json.dumps(dict(decided), allow_nan=False, separators=(",", ":")).encode()
+        answer = {**decided, "pid": os.getpid()}  # which process (proxy worker) decided
+        body = json.dumps(answer, allow_nan=False, separators=(",", ":")).encode()
         return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
 
     return endpoint

@@ -3,7 +3,9 @@
 
 Invariants only, never timing thresholds: the JSON has every figure, both configurations served
 every request (the canary one from both sides of the rollout, the baseline from the group's
-deployments as LiteLLM shuffles them), and the workers phase saw both workers and no failure.
+deployments as LiteLLM shuffles them), each proxy process's CPU per request was read (Linux
+``/proc``), every target has a verdict, and the workers phase saw both workers, every one of them
+answering the route probe, and no failure.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 import os
 import subprocess
 import sys
+
+from litellm_canary.bench.round_stats import VERDICTS
 
 TIMEOUT_S = 900  # three proxies start on a loaded 2-core machine
 
@@ -37,11 +41,22 @@ def test_bench_proxy_quick_json_compares_both_configurations_and_sees_both_worke
         assert figures["requests_per_s"] > 0
         assert 0 < figures["latency_ms_p50"] <= figures["latency_ms_p99"] <= figures["latency_ms_max"]
         assert 0 < figures["ttft_ms_p50"] <= figures["ttft_ms_p99"]
+        assert figures["cpu_ms_per_request"] > 0 and figures["cpu_unavailable"] is None, figures
     assert "chat-stable" in result["canary"]["served_by"]  # the flag sends 90 % of users to stable
     assert len(result["rounds"]) == settings["rounds"]
-    assert [r["first"] for r in result["rounds"]] == ["baseline", "canary"]  # alternating
+    assert result["schedule"] == settings["schedule"] == "paired"  # the default
+    assert [r["first"] for r in result["rounds"]] == [None, None]  # both proxies at once
+    for r in result["rounds"]:
+        assert r["baseline"]["cpu_ms_per_request"] > 0 and r["canary"]["cpu_ms_per_request"] > 0
+        assert r["cpu_ratio"] > 0 and r["throughput_ratio"] > 0
     assert result["throughput_ratio"] > 0 and isinstance(result["p99_added_ms"], float)
-    assert set(result["meets_targets"]) == {"throughput_ratio", "p99_added_ms"}
+    assert result["cpu_ratio"] > 0 and result["cpu_ratio_round_median"] > 0
+    for key in ("throughput_ratio", "cpu_ratio", "p99_added_ms"):
+        low, high = result[f"{key}_interval"]
+        assert low <= high
+    targets = {"throughput_ratio", "cpu_ratio", "p99_added_ms"}
+    assert set(result["meets_targets"]) == set(result["targets"]) == set(result["verdicts"]) == targets
+    assert set(result["verdicts"].values()) <= set(VERDICTS)
 
     workers = result["workers_phase"]
     assert len(workers["worker_pids"]) == 2
@@ -49,4 +64,9 @@ def test_bench_proxy_quick_json_compares_both_configurations_and_sees_both_worke
     assert workers["failed"] == 0
     for flip in workers["flips"]:
         assert flip["requests_after_rollback"] > 0 and flip["failed_after_rollback"] == 0
-        assert flip["propagation_ms"] >= 0 and flip["status_confirmed_ms"] > 0
+        assert flip["propagation_ms"] >= 0 and flip["confirmed_ms"] >= flip["rollback_call_ms"] > 0
+        assert flip["probes"] >= len(workers["worker_pids"]) and flip["probe_rtt_ms"] > 0
+        assert flip["probe_regressions"] == 0
+    assert 0 < workers["confirmed_ms_p50"] <= workers["confirmed_ms_p99"] <= workers["confirmed_ms_max"]
+    assert workers["targets"] == {"confirmed_ms_p99": 100.0}
+    assert workers["verdicts"]["confirmed_ms_p99"] in VERDICTS

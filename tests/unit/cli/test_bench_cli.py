@@ -18,6 +18,10 @@ from litellm_canary.cli import main
         (["bench", "proxy", "--clients", "0"], "clients must be positive"),
         (["bench", "proxy", "--rounds", "0"], "rounds must be positive"),
         (["bench", "proxy", "--flips", "-1"], "flips must not be negative"),
+        (
+            ["bench", "proxy", "--schedule", "sideways"],
+            "schedule must be one of paired, alternating, got 'sideways'",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_it(
