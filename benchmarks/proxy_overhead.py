@@ -5,10 +5,11 @@ every worker of a ``--num_workers 2`` proxy: what is measured and why is documen
 
 Targets (reported, not enforced, each with a verdict met / missed / not_resolved): ``cpu_ratio <=
 1.03``, ``throughput_ratio >= 0.97``, ``p99_added_ms <= 1``; workers phase ``confirmed_ms`` p99 <=
-the flag poll interval + 50 ms.
+the flag poll interval + 50 ms (``--workers-via file``) or 50 ms (``--workers-via redis``).
 
     python benchmarks/proxy_overhead.py [--json] [--quick] [--clients N] [--requests N] [--rounds N]
         [--warmup N] [--canary-percent P] [--flips N] [--workers N] [--schedule paired|alternating]
+        [--workers-via file|redis]
 
 The measurement lives in :mod:`litellm_canary.bench.proxy_overhead` (also ``litellm-canary bench
 proxy``); this script only exposes all of its settings.
@@ -51,6 +52,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
         "--flips", type=int, help="rollbacks of the --num_workers phase (default 10; 0 skips)"
     )
     parser.add_argument("--workers", type=int, help="--num_workers of that phase (default 2)")
+    parser.add_argument(
+        "--workers-via", metavar="file|redis", help="how a rollback reaches the other workers (default file)"
+    )
     parser.add_argument("--log-level", default="WARNING", help="stderr log level (default WARNING)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr, format="%(name)s: %(message)s")
@@ -65,6 +69,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
             flips=args.flips,
             workers=args.workers,
             schedule=args.schedule,
+            workers_via=args.workers_via,
         )
     except ValueError as error:
         parser.error(str(error))

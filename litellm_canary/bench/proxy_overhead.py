@@ -41,6 +41,7 @@ proxy process's own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -58,6 +59,7 @@ from litellm_canary.bench.proxy_load import (
 from litellm_canary.bench.proxy_report import NAMES, comparison, workers_figures
 from litellm_canary.bench.proxy_setup import GROUP, Rig, Settings, rig, workers_proxy
 from litellm_canary.bench.proxy_workers import measure_propagation
+from litellm_canary.testing.redis_server import RedisServer
 
 __all__ = ["measure"]
 
@@ -95,12 +97,16 @@ async def _load(the_rig: Rig, settings: Settings) -> dict[str, list[RoundRun]]:
 def _workers(the_rig: Rig, settings: Settings) -> dict[str, Any] | None:
     if settings.flips == 0:
         return None
-    with workers_proxy(the_rig, settings.workers) as (proxy, flags):
+    with contextlib.ExitStack() as stack:
+        broadcast_url = None
+        if settings.workers_via == "redis":
+            broadcast_url = stack.enter_context(RedisServer()).url
+        proxy, flags = stack.enter_context(workers_proxy(the_rig, settings.workers, broadcast_url))
         target = Target("workers", proxy.url, proxy.master_key)
         result = asyncio.run(
             measure_propagation(target, proxy.token, flags, settings.workers, settings.flips)
         )
-    return workers_figures(result, settings.workers)
+    return workers_figures(result, settings.workers, settings.workers_via)
 
 
 def measure(settings: Settings) -> dict[str, Any]:

@@ -40,7 +40,8 @@ GROUP = "chat"
 FLAG_KEY = "chat"
 STABLE_ID = "chat-stable"
 CANARY_ID = "chat-canary"
-FLAG_POLL_MS = 50
+FLAG_POLL_MS = 50  # the workers phase's flag file poll (the overhead phase uses the config default)
+WORKERS_VIA = ("file", "redis")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Settings:
     flips: int  # rollback / re-arm cycles of the --num_workers 2 phase (0: skip that phase)
     workers: int  # workers of the propagation phase's proxy
     schedule: str = PAIRED  # "paired" (both proxies at once per round) or "alternating"
+    workers_via: str = "file"  # how a rollback reaches the other workers: the flag "file" or "redis"
 
 
 def default_settings(quick: bool = False, **overrides: Any) -> Settings:
@@ -79,25 +81,40 @@ def default_settings(quick: bool = False, **overrides: Any) -> Settings:
         raise ValueError(f"canary_percent must be within 0..100, got {settings.canary_percent}")
     if settings.schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {settings.schedule!r}")
+    if settings.workers_via not in WORKERS_VIA:
+        raise ValueError(f"workers_via must be one of {', '.join(WORKERS_VIA)}, got {settings.workers_via!r}")
     if settings.workers < 2:
         raise ValueError(f"workers must be at least 2 (the propagation phase), got {settings.workers}")
     return settings
 
 
-def proxy_config(upstream: UpstreamProcess, flags_path: Path | None) -> dict[str, Any]:
-    """The proxy config; with ``flags_path`` the canary callback is on, reading that flag file."""
+def proxy_config(
+    upstream: UpstreamProcess,
+    flags_path: Path | None,
+    *,
+    poll_ms: int | None = None,
+    broadcast_url: str | None = None,
+) -> dict[str, Any]:
+    """The proxy config; with ``flags_path`` the canary callback is on, reading that flag file
+    (polled every ``poll_ms``, else the config default), and with ``broadcast_url`` the rollback
+    latch is also broadcast through that Redis."""
     config: dict[str, Any] = {
         "model_list": [upstream.deployment(GROUP, STABLE_ID), upstream.deployment(GROUP, CANARY_ID)],
         "router_settings": {"num_retries": 2},
     }
     if flags_path is not None:
         config["litellm_settings"] = {"callbacks": ["litellm_canary.proxy.canary"]}
+        flag_store: dict[str, Any] = {"kind": "flagd_file", "path": str(flags_path)}
+        if poll_ms is not None:
+            flag_store["poll_ms"] = poll_ms
         config["litellm_canary"] = {
-            "flag_store": {"kind": "flagd_file", "path": str(flags_path), "poll_ms": FLAG_POLL_MS},
+            "flag_store": flag_store,
             "rollouts": [
                 {"model_group": GROUP, "stable": [STABLE_ID], "canary": [CANARY_ID], "flag_key": FLAG_KEY}
             ],
         }
+        if broadcast_url is not None:
+            config["litellm_canary"]["broadcast"] = {"kind": "redis", "url": broadcast_url}
     return config
 
 
@@ -138,11 +155,14 @@ def rig(settings: Settings) -> Iterator[Rig]:
 
 
 @contextlib.contextmanager
-def workers_proxy(the_rig: Rig, workers: int) -> Iterator[tuple[LiteLLMProxy, FlagdFileStore]]:
-    """The canary proxy with ``--num_workers``, on its own flag file (serving the canary to all)."""
+def workers_proxy(
+    the_rig: Rig, workers: int, broadcast_url: str | None = None
+) -> Iterator[tuple[LiteLLMProxy, FlagdFileStore]]:
+    """The canary proxy with ``--num_workers``, on its own flag file (serving the canary to all,
+    polled every ``FLAG_POLL_MS``), broadcasting through ``broadcast_url`` if given."""
     flags = FlagdFileStore(the_rig.directory / "workers-flags.json")
     flags.set_side(FLAG_KEY, Side.CANARY)
-    config = proxy_config(the_rig.upstream, flags.path)
+    config = proxy_config(the_rig.upstream, flags.path, poll_ms=FLAG_POLL_MS, broadcast_url=broadcast_url)
     with LiteLLMProxy(the_rig.directory, config, "workers", num_workers=workers) as proxy:
         _start_all([proxy])
         yield proxy, flags

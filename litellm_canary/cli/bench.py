@@ -74,6 +74,12 @@ def add_parser(commands: Any) -> None:
     proxy.add_argument(
         "--flips", type=int, help="rollbacks of the --num_workers 2 phase (default 10; 0 skips)"
     )
+    proxy.add_argument(
+        "--workers-via",
+        metavar="file|redis",
+        help="how a rollback reaches the other worker: the flag file (default) or a Redis broadcast "
+        "(needs redis-server)",
+    )
     proxy.add_argument("--quick", action="store_true", help="a short smoke run (small counts)")
     proxy.add_argument("--json", action="store_true", help="print one JSON object")
     proxy.set_defaults(run=run_proxy)
@@ -134,6 +140,7 @@ def run_proxy(args: argparse.Namespace) -> int:
             rounds=args.rounds,
             flips=args.flips,
             schedule=args.schedule,
+            workers_via=args.workers_via,
         )
     except ValueError as error:
         raise CliError(f"bench proxy: {error}", BAD_INPUT) from None

@@ -2,10 +2,11 @@
 
 A rollback, whoever asks for it (an operator, a trigger, an alert, a drill), runs the same steps in
 the same order: latch the rollout locally (the very next decision goes to stable), start following
-the canary attempts that are still running, release canary conversation pins, then write the flag
-store so that other processes follow. A flag-store failure keeps the latch and is retried with
-backoff in the background; it shows in ``status()`` and the log. Every rollback produces one
-:class:`RollbackRecord` and one structured event (a log record and an OpenTelemetry span).
+the canary attempts that are still running, release canary conversation pins, tell the latch
+listeners (the broadcast), then write the flag store so that other processes follow. A flag-store
+failure keeps the latch and is retried with backoff in the background; it shows in ``status()`` and
+the log. Every rollback produces one :class:`RollbackRecord` and one structured event (a log record
+and an OpenTelemetry span).
 """
 
 from __future__ import annotations
@@ -90,12 +91,12 @@ class RollbackController:
         self._retry_max_s = retry_max_s
         self._lock = threading.Lock()
         self._follow_lock = threading.Lock()
-        # Per group, from the flag file: the last rollback mark seen (each latches once), and the
-        # latch generation that mark was seen under (its removal then releases the latch).
+        # Per group, from the flag file: the last rollback mark seen (each latches once) and its generation
         self._seen_marks: dict[str, Any] = {}
         self._marked_generation: dict[str, int] = {}
         self._rearmed_at: dict[str, float] = {}  # wall time of each group's last re-arm
         self.rollbacks: Signal[[RollbackRecord]] = Signal("rollback")
+        self.latched: Signal[[RollbackRecord]] = Signal("latched")  # before the flag store write
         self.rearms: Signal[[str, str | None]] = Signal("rearm")  # (model_group, origin)
         self._closed = threading.Event()
         # Which stable deployments are known unhealthy (set by the keep-warm prober).
@@ -232,6 +233,10 @@ class RollbackController:
         """Call ``listener(record)`` after every rollback that latched (a repeat emits nothing)."""
         self.rollbacks.connect(listener)
 
+    def on_latched(self, listener: Callable[[RollbackRecord], None]) -> None:
+        """Call ``listener(record)`` as soon as a rollback latched, before the flag store write."""
+        self.latched.connect(listener)
+
     def on_rearm(self, listener: Callable[[str, str | None], None]) -> None:
         """Call ``listener(model_group, origin)`` after every re-arm that released a latch: the one
         re-arm path, so every re-arm side effect (fresh tallies, windows, triggers) is such a listener."""
@@ -286,6 +291,7 @@ class RollbackController:
             stable_unhealthy_at_rollback=self._unhealthy_stable(model_group),
         )
         runtime.last_rollback = record
+        self.latched.emit(record)
         if origin is None:
             self._write_flag(runtime, record)
         self._emit(record)
@@ -387,8 +393,7 @@ class RollbackController:
     # -- events ----------------------------------------------------------------------------------
 
     def _emit(self, record: RollbackRecord) -> None:
-        # The reason and cause come from outside (an operator, an alert's annotations): scrub any
-        # secret before it reaches a log record or a span.
+        # Reason and cause come from outside (operators, alerts): no secret reaches a log or a span.
         reason = scrub(record.reason)
         event = {**record.as_dict(), "reason": reason, "cause": scrub_value(record.as_dict()["cause"])}
         logger.warning(

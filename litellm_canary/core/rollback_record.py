@@ -28,6 +28,7 @@ __all__ = [
     "RollbackKind",
     "RollbackRecord",
     "iso_time",
+    "parse_wall",
     "rearm_metadata",
     "rearmed_after",
     "restored_record",
@@ -54,6 +55,14 @@ _MAX_STORED_REASON = 1000
 
 def iso_time(wall: float) -> str:
     return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
+
+
+def parse_wall(iso: str) -> float:
+    """The Unix time of an ISO 8601 time (:func:`iso_time`'s output; no zone means UTC)."""
+    parsed = datetime.fromisoformat(iso)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
 
 
 @dataclass

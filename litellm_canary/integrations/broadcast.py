@@ -118,7 +118,7 @@ class RedisBroadcast:
         self.malformed = 0
         self.published = 0
         self.refused = 0
-        latches.on_rollback(self._on_local_rollback)
+        latches.on_latched(self._on_local_rollback)
         latches.on_rearm(self._on_local_rearm)
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ class LatchState(Protocol):
 
 class Latches(Protocol):
     """What the broadcast needs of the rollback controller: the two latch operations and a connect
-    for the signal each emits (a listener sees ``origin``: None for a change decided here)."""
+    for the signal each emits (a listener sees ``origin``: None for a change decided here). A
+    rollback is published as soon as it latched, before this process writes its flag store."""
 
     def rollback(
         self,
@@ -50,7 +51,7 @@ class Latches(Protocol):
 
     def rearm(self, model_group: str, *, origin: str | None = ...) -> bool: ...
 
-    def on_rollback(self, listener: Callable[[RollbackRecord], None]) -> object: ...
+    def on_latched(self, listener: Callable[[RollbackRecord], None]) -> object: ...
 
     def on_rearm(self, listener: Callable[[str, str | None], None]) -> object: ...
 

@@ -142,6 +142,33 @@ def test_a_rollback_on_one_replica_latches_the_others_and_a_rearm_releases_them(
     assert status["malformed_messages"] == 0 and status["last_message_at"] is not None
 
 
+def test_the_latch_is_broadcast_before_the_deciding_replica_writes_its_flag_store(
+    server: RedisServer, replicas: list[Replica]
+) -> None:
+    """The other replicas must not wait for this process's flag write (an fsynced file, a remote
+    store): while A's write is held, B already latches."""
+    a, b = (_replica(replicas, name, server.url) for name in ("a", "b"))
+    store = a.canary.store
+    assert store is not None
+    release = threading.Event()
+    original = store.set_side
+
+    def held_set_side(*args: Any, **kwargs: Any) -> None:
+        assert release.wait(WAIT_S), "the test never released the write"
+        original(*args, **kwargs)
+
+    store.set_side = held_set_side  # type: ignore[method-assign]
+    rolling_back = threading.Thread(target=a.canary.rollback, args=("chat", "bad canary"))
+    rolling_back.start()
+    try:
+        assert b.rolled_back.wait(WAIT_S), "B latched only after A's flag write (or never)"
+        assert not a.canary.runtimes["chat"].flag_written.is_set()
+    finally:
+        release.set()
+        rolling_back.join(WAIT_S)
+    assert a.answer() == "stable" and b.answer() == "stable"
+
+
 def test_a_secret_in_the_reason_never_reaches_redis(server: RedisServer, replicas: list[Replica]) -> None:
     a, b = (_replica(replicas, name, server.url) for name in ("a", "b"))
     a.canary.rollback("chat", "paged; upstream said Bearer sk-live-abcdef123456 was refused")

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from litellm_canary.core.redact import clean_text, scrub
+from litellm_canary.core.rollback_record import iso_time, parse_wall
 
 __all__ = [
     "ID_RE",
@@ -173,17 +174,6 @@ class IncidentNotFound(KeyError):
 # -- timeline events and changes -------------------------------------------------------------------
 
 TIMELINE_ORDER = ("first_breach", "decision", "latch", "flag_written", "canary_drained", "verification")
-
-
-def iso_time(wall: float) -> str:
-    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="milliseconds")
-
-
-def parse_wall(iso: str) -> float:
-    parsed = datetime.fromisoformat(iso)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 def new_incident_id(decided_at: str) -> str:

@@ -155,6 +155,15 @@ def test_the_workers_phase_compares_confirmed_p99_to_the_poll_interval_plus_50_m
     assert phase["confirmed_ms_max"] == max(confirmed) and phase["probe_rtt_ms_p50"] == 5.0
 
 
+def test_the_redis_path_of_the_workers_phase_is_held_to_50_ms() -> None:
+    phase = workers_figures({"worker_pids": [1, 2], "flips": [_flip(40.0), _flip(70.0)]}, 2, "redis")
+    assert (phase["via"], phase["targets"], phase["verdicts"]) == (
+        "redis",
+        {"confirmed_ms_p99": 50.0},
+        {"confirmed_ms_p99": "missed"},
+    )
+
+
 @pytest.mark.parametrize(
     ("override", "named"),
     [
@@ -163,6 +172,7 @@ def test_the_workers_phase_compares_confirmed_p99_to_the_poll_interval_plus_50_m
         ({"workers": 1}, "workers must be at least 2"),
         ({"warmup": -1}, "warmup must not be negative"),
         ({"schedule": "sideways"}, "schedule must be one of paired, alternating, got 'sideways'"),
+        ({"workers_via": "carrier-pigeon"}, "workers_via must be one of file, redis, got 'carrier-pigeon'"),
     ],
 )
 def test_settings_out_of_range_are_refused_by_name(override: dict[str, object], named: str) -> None:
