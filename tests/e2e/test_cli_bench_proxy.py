@@ -62,11 +62,14 @@ def test_bench_proxy_quick_json_compares_both_configurations_and_sees_both_worke
     assert len(workers["worker_pids"]) == 2
     assert len(workers["flips"]) == settings["flips"] >= 1
     assert workers["failed"] == 0
-    for flip in workers["flips"]:
+    for flip in [workers["first_flip"], *workers["flips"]]:
         assert flip["requests_after_rollback"] > 0 and flip["failed_after_rollback"] == 0
-        assert flip["propagation_ms"] >= 0 and flip["confirmed_ms"] >= flip["rollback_call_ms"] > 0
+        assert flip["propagation_ms"] >= 0 and flip["confirmed_ms"] > 0 and flip["rollback_call_ms"] > 0
         assert flip["probes"] >= len(workers["worker_pids"]) and flip["probe_rtt_ms"] > 0
         assert flip["probe_regressions"] == 0
+        # the other worker latched too (from the flag file's rollback mark), after the first
+        assert flip["follower_latch_ms"] is not None and flip["follower_latch_ms"] >= 0
     assert 0 < workers["confirmed_ms_p50"] <= workers["confirmed_ms_p99"] <= workers["confirmed_ms_max"]
-    assert workers["targets"] == {"confirmed_ms_p99": 100.0}
-    assert workers["verdicts"]["confirmed_ms_p99"] in VERDICTS
+    assert workers["via"] == "file" and workers["followers_not_latched"] == 0
+    assert workers["targets"] == {"follower_latch_ms_p99": 100.0, "confirmed_ms_p99": 100.0}
+    assert set(workers["verdicts"].values()) <= set(VERDICTS)

@@ -4,6 +4,7 @@ comparison with its intervals and verdicts, the workers phase's figures, the set
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -121,12 +122,16 @@ def test_one_round_has_no_interval_and_every_verdict_is_not_resolved() -> None:
     assert set(result["verdicts"].values()) == {"not_resolved"}
 
 
-def test_the_summary_shows_the_cpu_rows_intervals_verdicts_and_every_round() -> None:
+def _paired_result() -> dict[str, Any]:
     runs = {
         "baseline": _side("baseline", 2, 10.0, 16.0, 100.0),
         "canary": _side("canary", 2, 10.5, 17.0, 95.0),
     }
-    result = {**comparison(runs, "paired"), "settings": {"clients": 2, "rounds": 2, "requests": 50}}
+    return {**comparison(runs, "paired"), "settings": {"clients": 2, "rounds": 2, "requests": 50}}
+
+
+def test_the_summary_shows_the_cpu_rows_intervals_verdicts_and_every_round() -> None:
+    result = _paired_result()
     result["workers_phase"] = None
     text = "\n".join(summary_lines(result))
     assert "2 paired rounds (both proxies at once)" in text and "CPU ms/req" in text
@@ -141,8 +146,13 @@ def test_the_summary_shows_the_cpu_rows_intervals_verdicts_and_every_round() -> 
     assert "CPU per request: not measured (no /proc)" in "\n".join(summary_lines(result))
 
 
-def _flip(confirmed_ms: float) -> dict[str, float]:
-    return {"propagation_ms": 0.0, "confirmed_ms": confirmed_ms, "probe_rtt_ms": 5.0}
+def _flip(confirmed_ms: float, follower_latch_ms: float | None = 20.0) -> dict[str, float | None]:
+    return {
+        "propagation_ms": 0.0,
+        "confirmed_ms": confirmed_ms,
+        "follower_latch_ms": follower_latch_ms,
+        "probe_rtt_ms": 5.0,
+    }
 
 
 @pytest.mark.parametrize(("confirmed", "expected"), [([60.0, 90.0, 100.0], "met"), ([60.0, 130.0], "missed")])
@@ -150,17 +160,28 @@ def test_the_workers_phase_compares_confirmed_p99_to_the_poll_interval_plus_50_m
     confirmed: list[float], expected: str
 ) -> None:
     phase = workers_figures({"worker_pids": [1, 2], "flips": [_flip(ms) for ms in confirmed]}, 2)
-    assert phase["targets"] == {"confirmed_ms_p99": 100.0}  # FLAG_POLL_MS 50 + 50
-    assert phase["verdicts"] == {"confirmed_ms_p99": expected}
+    assert phase["targets"]["confirmed_ms_p99"] == 100.0  # FLAG_POLL_MS 50 + 50
+    assert phase["verdicts"]["confirmed_ms_p99"] == expected
     assert phase["confirmed_ms_max"] == max(confirmed) and phase["probe_rtt_ms_p50"] == 5.0
 
 
+def test_the_followers_latch_time_is_judged_and_a_flip_without_it_is_counted() -> None:
+    flips = [_flip(60.0, 30.0), _flip(60.0, 120.0), _flip(60.0, None)]
+    phase = workers_figures({"worker_pids": [1, 2], "flips": flips}, 2)
+    assert phase["follower_latch_ms_max"] == 120.0 and phase["followers_not_latched"] == 1
+    assert phase["verdicts"] == {"follower_latch_ms_p99": "missed", "confirmed_ms_p99": "met"}
+    assert "1 flips without its latch" in "\n".join(
+        summary_lines({**_paired_result(), "workers_phase": phase})
+    )
+
+
 def test_the_redis_path_of_the_workers_phase_is_held_to_50_ms() -> None:
-    phase = workers_figures({"worker_pids": [1, 2], "flips": [_flip(40.0), _flip(70.0)]}, 2, "redis")
+    flips = [_flip(40.0, 3.0), _flip(70.0, 4.0)]
+    phase = workers_figures({"worker_pids": [1, 2], "flips": flips}, 2, "redis")
     assert (phase["via"], phase["targets"], phase["verdicts"]) == (
         "redis",
-        {"confirmed_ms_p99": 50.0},
-        {"confirmed_ms_p99": "missed"},
+        {"follower_latch_ms_p99": 50.0, "confirmed_ms_p99": 50.0},
+        {"follower_latch_ms_p99": "met", "confirmed_ms_p99": "missed"},
     )
 
 
