@@ -19,7 +19,7 @@ running all along:
 ``x-litellm-model-id`` header) that began after the rollback call, measured from that call (0 when
 none): how long after the rollback some worker still routed to the canary (real traffic).
 ``follower_latch_ms`` is the propagation itself: how long after the worker that took the rollback
-latched the other worker latched (each worker's own ``last_rollback.decided_at``; both clocks are
+latched the other worker latched (each worker's own ``last_rollback.latched_at``; both clocks are
 this machine's). ``confirmed_ms`` is from the rollback call to the arrival of the probe answer that
 completed "every worker answered stable": the end-to-end upper bound, with the rollback call's
 wait in a busy worker's event loop and one probe round trip (``probe_rtt_ms``) included.
@@ -216,17 +216,17 @@ async def _flip(
 
 
 def _follower_latch_ms(statuses: dict[int, dict[str, Any]], since_wall: float) -> float | None:
-    """How long after the worker that took the rollback latched the last other worker latched (its
-    own ``last_rollback.decided_at``, wall clock, ms precision); None when some worker did not latch
-    for this flip (it may still route stable through the flag it read)."""
-    decided = []
+    """How long after the worker that took the rollback latched the last other worker latched (each
+    one's own ``last_rollback.latched_at``, wall clock, ms precision); None when some worker did not
+    latch for this flip (it may still route stable through the flag it read)."""
+    latched = []
     for group in statuses.values():
         record = group.get("last_rollback") or {}
-        at = parse_wall(record["decided_at"]) if record.get("decided_at") else None
+        at = parse_wall(record["latched_at"]) if record.get("latched_at") else None
         if at is None or at < since_wall - 0.001:  # ms precision
             return None
-        decided.append(at)
-    return round((max(decided) - min(decided)) * 1e3, 1)
+        latched.append(at)
+    return round((max(latched) - min(latched)) * 1e3, 1)
 
 
 async def measure_propagation(

@@ -159,6 +159,7 @@ class RollbackController:
             record.flag_store = self._store.describe() if self._store else None
             with self._lock:
                 runtime.rolled_back = True
+                record.latched_wall = self._wall_clock()
                 runtime.last_rollback = record
                 runtime.flag_written.set()
                 self._marked_generation[group] = runtime.generation
@@ -256,19 +257,17 @@ class RollbackController:
         ``origin`` names the replica a broadcast rollback came from: such a rollback only latches;
         the flag store is written by the process where the rollback was decided.
         """
-        decided = self._clock()
-        decided_wall = self._wall_clock()
+        decided, decided_wall = self._clock(), self._wall_clock()
         # Kept in the record, status() and the incident: sanitised and capped (redact.clean_text).
         reason, cause = clean_text(reason), cast("Mapping[str, Any] | None", clean_value(cause))
         if kind not in KINDS:
             raise ValueError(f"rollback kind must be one of {KINDS}, got {kind!r}")
         runtime = self.runtime(model_group)
         with self._lock:
-            if runtime.rolled_back and runtime.last_rollback is not None:
-                previous = runtime.last_rollback
+            if runtime.rolled_back and (previous := runtime.last_rollback) is not None:
                 return RollbackRecord(**{**previous.__dict__, "repeated": True})
             runtime.rolled_back = True
-            latched = self._clock()
+            latched, latched_wall = self._clock(), self._wall_clock()
             runtime.flag_written.clear()
             canary_attempts = runtime.pins.watch_canary_in_flight()
         runtime.pins.release_canary(runtime.config.conversation_drain_s)
@@ -281,6 +280,7 @@ class RollbackController:
             decided_wall=decided_wall,
             decided_mono=decided,
             latched_mono=latched,
+            latched_wall=latched_wall,
             in_flight_at_flip={
                 Side.CANARY.value: len(canary_attempts.attempt_ids),
                 Side.STABLE.value: runtime.pins.in_flight(Side.STABLE),

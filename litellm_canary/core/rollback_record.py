@@ -86,6 +86,7 @@ class RollbackRecord:
     # Stable deployments whose last keep-warm probe had failed when the rollback was decided.
     stable_unhealthy_at_rollback: list[str] = field(default_factory=list)
     decided_wall: float | None = None  # Unix seconds (persisted with the flag)
+    latched_wall: float | None = None  # when this process latched (a follower: after the decider)
     restored: bool = False  # read back from the flag store at attach (a restart), not decided here
 
     def as_dict(self) -> dict[str, Any]:
@@ -96,6 +97,7 @@ class RollbackRecord:
             "cause": dict(self.cause) if self.cause else None,
             "decided_at": self.decided_at,
             "latch_us": round((self.latched_mono - self.decided_mono) * 1e6, 1),
+            "latched_at": None if self.latched_wall is None else iso_time(self.latched_wall),
             "flag_store": self.flag_store,
             "flag_written_after_ms": None
             if self.flag_written_mono is None

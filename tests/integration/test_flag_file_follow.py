@@ -15,7 +15,7 @@ import litellm_canary
 from litellm_canary import Canary
 from litellm_canary.core.decision import Side
 from litellm_canary.core.flags import FlagdFileStore
-from litellm_canary.core.rollback_record import REARMED_AT, ROLLED_BACK_AT
+from litellm_canary.core.rollback_record import REARMED_AT, ROLLED_BACK_AT, parse_wall
 from litellm_canary.testing.gateway_process import wait_until
 from tests.support.helpers import chat_rollout, deployment
 
@@ -51,7 +51,15 @@ def test_a_rollback_in_one_worker_latches_the_other(workers: tuple[Canary, Canar
     first.set_canary_percent("chat", 100)
     first.rollback("chat", "bad canary")
     wait_until(lambda: _state(second) == "rolled_back", FOLLOW_S, what="worker 2 to latch")
-    assert second.status()["groups"]["chat"]["last_rollback"]["reason"] == "bad canary"
+    followed = second.status()["groups"]["chat"]["last_rollback"]
+    decided = first.status()["groups"]["chat"]["last_rollback"]
+    assert followed["reason"] == "bad canary" and followed["decided_at"] == decided["decided_at"]
+    # Each worker says when it latched itself: the follower after the decider (its file poll).
+    assert (
+        parse_wall(followed["latched_at"])
+        >= parse_wall(decided["latched_at"])
+        >= parse_wall(decided["decided_at"])
+    )
 
 
 def test_a_rearm_in_either_worker_releases_both(workers: tuple[Canary, Canary]) -> None:
