@@ -219,7 +219,7 @@ class ProxyCanary(CustomLogger):
         if attached is None:
             return data
         try:
-            neutralise(data, attached, self._router, caller_ids(user_api_key_dict))
+            neutralise(data, attached, self._router, lambda: caller_ids(user_api_key_dict))
         except SideOverrideRefused as refused:
             from fastapi import HTTPException
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from litellm.litellm_core_utils.core_helpers import get_metadata_variable_name_from_kwargs
@@ -77,10 +77,11 @@ def managed_group_of(model: str, canary: Canary, router: Any) -> str | None:
 
 
 def neutralise(
-    data: dict[str, Any], canary: Canary, router: Any, caller_ids: set[str]
+    data: dict[str, Any], canary: Canary, router: Any, callers: Callable[[], set[str]]
 ) -> tuple[str | None, Side | None]:
     """Make a proxy request body unable to bypass the canary decision; apply an allowed side override.
 
+    ``callers()`` names the caller's key (:func:`caller_ids`); asked only when a side header came.
     Returns ``(managed group or None, forced side or None)``. Raises :class:`SideOverrideRefused`
     (before changing anything) for a bad or unauthorised side header."""
     settings = canary.config.proxy
@@ -94,7 +95,7 @@ def neutralise(
             raise SideOverrideRefused(
                 400, f"{settings.side_header}: must be 'stable' or 'canary', got {wanted!r}"
             )
-        if not caller_ids & set(settings.side_override_keys):
+        if not callers() & set(settings.side_override_keys):
             raise SideOverrideRefused(
                 403,
                 f"{settings.side_header}: this API key is not allowed to force a side "

@@ -44,24 +44,28 @@ def body(model: str, headers: dict[str, str] | None = None, **extra: Any) -> dic
     }
 
 
+def _never_asked() -> set[str]:
+    raise AssertionError("the caller's key ids were computed without a side header")
+
+
 @pytest.mark.parametrize("model", ["chat", "chat-canary", "chat-stable", "openai/same-model"])
 def test_every_name_of_a_managed_deployment_becomes_the_group(canary: Any, model: str) -> None:
     data = body(model)
-    assert neutralise(data, canary, canary._router, set()) == ("chat", None)
+    assert neutralise(data, canary, canary._router, _never_asked) == ("chat", None)
     assert data["model"] == "chat"
 
 
 def test_unmanaged_models_are_left_alone(canary: Any) -> None:
     for model in ("other", "other-1", "openai/other-model", "unknown"):
         data = body(model, {"x-litellm-canary-side": "canary"})
-        assert neutralise(data, canary, canary._router, set()) == (None, None)
+        assert neutralise(data, canary, canary._router, _never_asked) == (None, None)
         assert data["model"] == model
 
 
 def test_client_copies_of_our_metadata_keys_are_dropped(canary: Any) -> None:
     data = body("chat", metadata={FORCED_SIDE_KEY: "canary", STAMP_KEY: {"chat": {}}, "tags": ["canary"]})
     data["litellm_metadata"] = {FORCED_SIDE_KEY: "canary"}
-    neutralise(data, canary, canary._router, set())
+    neutralise(data, canary, canary._router, _never_asked)
     assert data["metadata"] == {"tags": ["canary"]}
     assert data["litellm_metadata"] == {}
 
@@ -69,17 +73,17 @@ def test_client_copies_of_our_metadata_keys_are_dropped(canary: Any) -> None:
 def test_the_side_header_needs_an_allow_listed_key(canary: Any) -> None:
     data = body("chat-canary", {"X-LiteLLM-Canary-Side": "canary"})
     with pytest.raises(SideOverrideRefused) as refused:
-        neutralise(data, canary, canary._router, {"somebody"})
+        neutralise(data, canary, canary._router, lambda: {"somebody"})
     assert refused.value.status == 403 and "side_override_keys" in refused.value.message
     assert data["model"] == "chat-canary"  # refused: nothing applied
 
-    assert neutralise(data, canary, canary._router, {"tester"}) == ("chat", Side.CANARY)
+    assert neutralise(data, canary, canary._router, lambda: {"tester"}) == ("chat", Side.CANARY)
     assert data["metadata"][FORCED_SIDE_KEY] is Side.CANARY
 
 
 def test_a_bad_side_value_is_named(canary: Any) -> None:
     with pytest.raises(SideOverrideRefused, match="must be 'stable' or 'canary', got 'blue'") as refused:
-        neutralise(body("chat", {"x-litellm-canary-side": "blue"}), canary, canary._router, {"tester"})
+        neutralise(body("chat", {"x-litellm-canary-side": "blue"}), canary, canary._router, _never_asked)
     assert refused.value.status == 400
 
 
@@ -90,7 +94,7 @@ def test_the_forced_side_goes_into_the_responses_metadata_bucket(canary: Any) ->
         "litellm_metadata": {},
         "proxy_server_request": {"headers": {"x-litellm-canary-side": "stable"}},
     }
-    neutralise(data, canary, canary._router, {"tester"})
+    neutralise(data, canary, canary._router, lambda: {"tester"})
     assert data["litellm_metadata"][FORCED_SIDE_KEY] is Side.STABLE
     assert "metadata" not in data
 
