@@ -23,6 +23,7 @@ from openfeature.evaluation_context import EvaluationContext
 from litellm_canary.core.controller import RolloutRuntime
 from litellm_canary.core.decision import Pin, Side, decide
 from litellm_canary.core.flags import FlagReader, targeting_key
+from litellm_canary.core.rollback_record import RollbackRecord
 
 __all__ = ["probe_route"]
 
@@ -64,9 +65,10 @@ def probe_route(
         "reason": decision.reason.value,
         "pinned": decision.pinned,
         "latched": rolled_back,
-        # Unix time of the latch (taken just before it): with the publish time, the propagation of a
-        # rollback to this replica, free of the probe's own round trip (same host, or synced clocks).
-        "latched_at": record.decided_wall if rolled_back and record is not None else None,
+        # Unix time this process latched (a follower of the flag file or the broadcast: its own, not
+        # the decider's): with the publish time, the propagation of a rollback to this replica, free
+        # of the probe's own round trip (same host, or synced clocks).
+        "latched_at": _latched_wall(record) if rolled_back and record is not None else None,
         "flag_key": config.flag_key,
         "flag_read": flag_read,  # False: the latch or a stable pin decided without reading the flag
         "variant": flag_value,  # what the flag answered (or its error cause); None when not read
@@ -74,3 +76,7 @@ def probe_route(
         "user": user,
         "session_id": session_id,
     }
+
+
+def _latched_wall(record: RollbackRecord) -> float | None:
+    return record.latched_wall if record.latched_wall is not None else record.decided_wall
