@@ -69,10 +69,12 @@ def managed_group_of(model: str, canary: Canary, router: Any) -> str | None:
     for group, runtime in canary.runtimes.items():
         if model in runtime.config.stable or model in runtime.config.canary:
             return group
-    for deployment in router.registry().all():
-        params = deployment.get("litellm_params") or {}
-        if params.get("model") == model and deployment.get("model_name") in canary.runtimes:
-            return str(deployment["model_name"])
+    registry = router.registry()
+    for group in canary.runtimes:  # only the managed groups' deployments: an unmanaged request pays
+        for deployment in registry.deployments(group) or ():  # nothing per deployment of the proxy
+            params = deployment.get("litellm_params") or {}
+            if params.get("model") == model:
+                return group
     return None
 
 
