@@ -4,12 +4,12 @@ A flag read through ``OpenFeatureClient.evaluate_flag_details`` builds a hook co
 merges four evaluation contexts, reads two metadata objects and runs four hook stages around the
 provider's ``resolve_*_details``. With no hook anywhere (API, client, provider) and no API,
 transaction or client evaluation context, all of that adds nothing to the answer, yet it was most
-of the canary's flag read (measured inside a LiteLLM request: ~2/3 of ~130 us of CPU).
+of the canary's flag read (measured inside a LiteLLM request: most of ~120 µs of CPU).
 :func:`evaluate` then asks the provider directly and applies the same rules as the SDK: the
 provider's status (NOT_READY, FATAL), its error codes and exceptions, the value's type check, and
 the default value on any error. As soon as an application adds a hook or a context, every read
-goes through the SDK again, so hooks always see every evaluation. ``tests/contract/
-test_openfeature_direct.py`` checks the answers against the SDK's for the providers we ship.
+goes through the SDK again, so hooks always see every evaluation. ``tests/unit/core/
+test_direct_evaluation.py`` checks the answers against the SDK's for the providers we ship.
 """
 
 from __future__ import annotations
