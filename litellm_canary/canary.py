@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -86,6 +87,8 @@ class Canary:
             for rollout in self.config.rollouts
         }
         self.outcomes = OutcomeRecorder()
+        # faults an integration caught in its own request hooks (e.g. the proxy's pre-call guard)
+        self.integration_errors: Counter[str] = Counter()
         self.evals = EvalPipeline(self.config, self.runtimes, router)  # loads scorers: may raise
         self.store, provider = make_flag_store(self.config)
         self.flags = FlagReader(
@@ -312,6 +315,7 @@ class Canary:
             "groups": groups,
             "flag_errors": dict(self.flags.errors),
             "decision_errors": self._routing.pick_errors,
+            "integration_errors": dict(self.integration_errors),
             # canary decisions sent to stable because no canary deployment could serve the attempt
             "canary_not_serving": dict(self._routing.decider.canary_not_serving),
             # outcomes on managed deployments that no decision covered (sync or by-id calls)

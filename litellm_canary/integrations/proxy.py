@@ -52,6 +52,7 @@ from litellm_canary.core.config import (
     validate_against_model_list,
 )
 from litellm_canary.core.config.parse_errors import describe_parse_error
+from litellm_canary.core.flags.log_limit import LogThrottle
 from litellm_canary.core.outcome_callbacks import CanaryCallbacks
 from litellm_canary.integrations.proxy_requests import (
     SideOverrideRefused,
@@ -115,6 +116,13 @@ class ProxyCanary(CustomLogger):
         self._bypassed = Counter(
             "litellm_canary_config_error_requests",
             "Requests routed as without the canary because its config could not be applied",
+            registry=self.registry,
+        )
+        self._hook_log = LogThrottle(time.monotonic)
+        self._hook_errors = Counter(
+            "litellm_canary_proxy_hook_errors",
+            "Requests whose canary pre-call guard failed; passed on unchanged (the canary's deployment "
+            "filter still decides their side)",
             registry=self.registry,
         )
 
@@ -224,6 +232,11 @@ class ProxyCanary(CustomLogger):
             from fastapi import HTTPException
 
             raise HTTPException(status_code=refused.status, detail=refused.message) from None
+        except Exception:  # a fault in the canary's guard never fails a request
+            self._hook_errors.inc()
+            attached.integration_errors["proxy_pre_call"] += 1
+            if self._hook_log.due("pre_call"):
+                logger.exception("litellm-canary pre-call guard failed; the request goes on unchanged")
         return data
 
     # -- outcomes ----------------------------------------------------------------------------------

@@ -221,3 +221,21 @@ def test_a_hook_or_a_context_anywhere_sends_every_read_through_the_sdk() -> None
         api.clear_hooks()
         api.set_evaluation_context(EvaluationContext())
         api.clear_providers()
+
+
+def test_a_provider_whose_hook_list_fails_reads_as_stable_and_is_counted() -> None:
+    """The direct path asks the provider for its hooks on every read: a fault there is a read error."""
+    from litellm_canary.core.flags import FlagReader
+
+    class BrokenHooks(InMemoryProvider):
+        def get_provider_hooks(self) -> list[Hook]:
+            raise RuntimeError("hooks unavailable")
+
+    api.set_provider_and_wait(BrokenHooks({"f": InMemoryFlag("c", {"c": "canary"})}), DOMAIN)
+    try:
+        reader = FlagReader(DOMAIN)
+        read = reader.read("f", CONTEXTS[0])
+        assert read.side is None and reader.errors == {"EXCEPTION:RuntimeError": 1}
+        reader.close()
+    finally:
+        api.clear_providers()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -181,3 +182,28 @@ def test_the_readmes_flag_command_sends_the_group_to_the_canary(tmp_path: Path) 
     code = snippet.group(1).replace("examples/proxy/.state/flags.json", str(flags))
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert json.loads(flags.read_text())["flags"]["chat-canary"]["defaultVariant"] == "canary"
+
+
+class _BrokenRegistry:
+    """A Router whose deployment registry fails (a LiteLLM upgrade, a bug of ours)."""
+
+    def __init__(self, router: Any) -> None:
+        self._router = router
+
+    def registry(self) -> Any:
+        raise RuntimeError("registry unavailable")
+
+
+async def test_a_fault_in_the_pre_call_guard_never_fails_the_request(
+    canary: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    router = _BrokenRegistry(canary._router)
+    monkeypatch.setattr(
+        "litellm_canary.integrations.proxy._proxy_server", lambda: SimpleNamespace(llm_router=router)
+    )
+    entry = ProxyCanary()
+    entry.current, entry._router = canary, router
+    data = body("openai/not-a-group")
+    assert await entry.async_pre_call_hook(None, None, data, "acompletion") is data
+    assert data["model"] == "openai/not-a-group"  # passed on unchanged
+    assert canary.status()["integration_errors"] == {"proxy_pre_call": 1}
