@@ -308,12 +308,17 @@ async def _flip(session: Session, index: int, last_armed: float) -> Flip:
 
 def _roll_back(session: Session, target: Target, index: int) -> tuple[dict[str, Any], float, float]:
     """Roll the group back on ``target`` (admin API or webhook): the rollback record, the call's
-    time in ms, and when it returned."""
+    time in ms, and when it returned. With ``--rollback-to all`` a gateway other than the first may
+    already have followed the first one's rollback (shared flag store, broadcast) when its own call
+    arrives: that answer is accepted; the first gateway's must be a fresh rollback."""
     settings, admin = session.settings, session.admin
+    follower = target is not session.targets[0]
     if settings.via == "webhook":
         answer, call_ms = admin.webhook(target, settings.group, index)
         outcome = (answer.get("alerts") or [{}])[0]
-        if outcome.get("result") != "rolled_back":
+        if outcome.get("result") != "rolled_back" and not (
+            follower and outcome.get("result") == "already_rolled_back"
+        ):
             raise BenchFailed(
                 f"flip {index}: {target.url}'s webhook answered {outcome.get('result')!r}, not rolled_back"
             )
@@ -321,7 +326,7 @@ def _roll_back(session: Session, target: Target, index: int) -> tuple[dict[str, 
     else:
         reason = f"litellm-canary bench switch, flip {index}"
         record, call_ms = admin.rollback(target, settings.group, reason)
-        if record.get("repeated"):
+        if record.get("repeated") and not follower:
             raise BenchFailed(f"flip {index}: {target.url} was already rolled back (by someone else?)")
     return record, call_ms, time.perf_counter()
 
